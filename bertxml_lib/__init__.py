@@ -1,0 +1,7 @@
+"""bertxml_lib — the library behind the BERT-XML reproducibility notebooks.
+
+One module per concern; each notebook `notebooks/NN_stage.ipynb` is a thin caller of one module:
+01 `cohort`, 02 `tokenizer`, 03 `pretrain`, 04 `finetune`, 05 `baselines`, 06 `analysis`, 07 `attention`.
+"""
+
+__version__ = "0.1.0"

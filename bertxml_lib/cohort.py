@@ -1,0 +1,211 @@
+"""Notebook 01 — cohort building (paper 4.1): filters, patient-level split, chronic imputation, label set."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import icd
+from .atomic import read_json, write_json, write_parquet
+from .paths import RunPaths
+
+SPLITS = ("train", "dev", "test")
+NOTE_COLUMNS = ["patient_id", "note_id", "note_date", "note_type", "text"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules of paper 4.1, each a small pure function on DataFrames so tests can check it by hand.
+# ---------------------------------------------------------------------------------------------
+
+def filter_notes(notes: pd.DataFrame, min_chars: int, excluded_types: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+    """Drop erroneous/student/miscellaneous notes and notes under `min_chars` characters.
+
+    Returns the kept notes and a count of what each rule dropped (type rule applied first).
+    """
+    excluded = {t.lower() for t in excluded_types}
+    by_type = notes["note_type"].str.lower().isin(excluded)
+    too_short = ~by_type & (notes["text"].str.strip().str.len() < min_chars)
+    kept = notes[~by_type & ~too_short].reset_index(drop=True)
+    return kept, {"excluded_type": int(by_type.sum()), "too_short": int(too_short.sum()), "kept": len(kept)}
+
+
+def split_of_patient(patient_id: str, seed: int, fractions: Sequence[float] = (0.7, 0.1, 0.2)) -> str:
+    """Deterministic patient-level split from a hash of (seed, patient id): every note of a patient
+    lands in the same split, and adding patients never moves existing ones."""
+    digest = hashlib.sha256(f"{seed}:{patient_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    edges = np.cumsum(fractions)
+    for name, edge in zip(SPLITS, edges):
+        if u < edge:
+            return name
+    return SPLITS[-1]
+
+
+def assign_splits(notes: pd.DataFrame, seed: int, fractions: Sequence[float]) -> pd.Series:
+    """The split of every note, computed once per patient."""
+    if abs(sum(fractions) - 1.0) > 1e-6 or len(fractions) != 3:
+        raise ValueError(f"cohort.split_fractions must be three fractions summing to 1, got {list(fractions)}")
+    patients = notes["patient_id"].drop_duplicates()
+    mapping = {p: split_of_patient(p, seed, fractions) for p in patients}
+    return notes["patient_id"].map(mapping)
+
+
+def impute_chronic(notes: pd.DataFrame, codes: pd.DataFrame, min_count: int = 2) -> pd.DataFrame:
+    """Paper 4.1: if a chronic code is observed `min_count` (two) times in a patient's records, it is
+    imputed on every note of that patient dated on or after its earliest occurrence.
+
+    `notes` has patient_id, note_id, note_date; `codes` has note_id, code. Returns the codes table with
+    imputed rows added (column `imputed` marks them), one row per (note_id, code).
+    """
+    coded = codes.merge(notes[["note_id", "patient_id", "note_date"]], on="note_id", how="inner")
+    coded = coded.drop_duplicates(["note_id", "code"])
+    chronic = coded[coded["code"].map(icd.is_chronic)]
+    stats = chronic.groupby(["patient_id", "code"])["note_date"].agg(["size", "min"]).reset_index()
+    stats = stats[stats["size"] >= min_count]
+    onset = stats.rename(columns={"min": "onset"})[["patient_id", "code", "onset"]]
+    carried = notes[["patient_id", "note_id", "note_date"]].merge(onset, on="patient_id")
+    carried = carried[carried["note_date"] >= carried["onset"]][["note_id", "code"]]
+    out = pd.concat([coded[["note_id", "code"]].assign(imputed=False), carried.assign(imputed=True)])
+    # Keep the observed row when a code is both observed and imputed on a note.
+    out = out.sort_values(["note_id", "code", "imputed"]).drop_duplicates(["note_id", "code"])
+    return out.reset_index(drop=True)
+
+
+def build_label_set(codes: pd.DataFrame, train_note_ids: set[str], min_train_count: int) -> tuple[list[str], dict[str, int]]:
+    """Codes with at least `min_train_count` training notes (paper: >1,000 -> 2,292 codes).
+
+    Counted on the training split only, so the label set never depends on dev/test."""
+    train = codes[codes["note_id"].isin(train_note_ids)]
+    counts = train.groupby("code")["note_id"].nunique()
+    kept = counts[counts >= min_train_count]
+    order = sorted(kept.index, key=lambda c: (-int(kept[c]), c))
+    return order, {c: int(kept[c]) for c in order}
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage: raw source -> cohort/notes.parquet + label_set.json + stats.json
+# ---------------------------------------------------------------------------------------------
+
+def build_cohort(
+    raw_notes: pd.DataFrame,
+    raw_codes: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    seed: int,
+    min_chars: int,
+    excluded_types: Sequence[str],
+    split_fractions: Sequence[float],
+    chronic_min_count: int,
+    min_train_count: int,
+) -> dict:
+    """Apply every rule of paper 4.1 and write the cohort. Returns the statistics dictionary."""
+    paths = RunPaths(out_dir)
+    raw_codes = raw_codes.assign(code=raw_codes["code"].map(icd.normalize_code))
+    notes, dropped = filter_notes(raw_notes, min_chars, excluded_types)
+    notes = notes.assign(split=assign_splits(notes, seed, split_fractions))
+    for name in SPLITS:
+        if not (notes["split"] == name).any():
+            raise ValueError(f"cohort: the {name} split has no notes ({len(notes)} notes in all); use more patients")
+    codes = impute_chronic(notes, raw_codes, chronic_min_count)
+    train_ids = set(notes.loc[notes["split"] == "train", "note_id"])
+    label_codes, train_counts = build_label_set(codes, train_ids, min_train_count)
+    if not label_codes:
+        raise ValueError(
+            f"cohort: no code has at least cohort.min_train_count={min_train_count} training notes; "
+            f"lower cohort.min_train_count (most frequent code has "
+            f"{codes[codes['note_id'].isin(train_ids)]['code'].value_counts().max()} notes)"
+        )
+    in_scope = set(label_codes)
+    per_note = codes.groupby("note_id")["code"].agg(sorted)
+    all_codes = notes["note_id"].map(per_note).apply(lambda v: v if isinstance(v, list) else [])
+    notes = notes.assign(codes=all_codes, labels=all_codes.map(lambda cs: [c for c in cs if c in in_scope]))
+    notes = notes.sort_values(["patient_id", "note_date", "note_id"]).reset_index(drop=True)
+
+    write_parquet(paths.cohort_notes, notes)
+    descriptions = {c: icd.describe(c) for c in label_codes}
+    write_json(paths.label_set, {
+        "codes": label_codes, "descriptions": descriptions,
+        "train_counts": train_counts, "min_train_count": min_train_count,
+    })
+    stats = cohort_statistics(notes, codes, dropped, label_codes)
+    stats["split_hash"] = split_hash(notes)
+    write_json(paths.cohort_dir / "stats.json", stats)
+    return stats
+
+
+def split_hash(notes: pd.DataFrame) -> str:
+    """A fingerprint of which note is in which split (recorded in the run manifest)."""
+    h = hashlib.sha256()
+    for nid, split in sorted(zip(notes["note_id"], notes["split"])):
+        h.update(f"{nid}:{split}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def cohort_statistics(notes: pd.DataFrame, codes: pd.DataFrame, dropped: dict, label_codes: list[str]) -> dict:
+    """The numbers notebook 01 sets beside the paper's (4.1)."""
+    words = notes["text"].str.split().str.len()
+    n_labels = notes["labels"].str.len()
+    train = notes["split"] == "train"
+    return {
+        "notes": int(len(notes)),
+        "patients": int(notes["patient_id"].nunique()),
+        "dropped": dropped,
+        "split_notes": {s: int((notes["split"] == s).sum()) for s in SPLITS},
+        "split_patients": {s: int(notes.loc[notes["split"] == s, "patient_id"].nunique()) for s in SPLITS},
+        "median_words": float(words.median()),
+        "p90_words": float(words.quantile(0.9)),
+        "distinct_codes": int(codes["code"].nunique()),
+        "label_set_size": len(label_codes),
+        "imputed_code_rows": int(codes["imputed"].sum()),
+        "codes_per_note_train": float(notes.loc[train, "codes"].str.len().mean()),
+        "labels_per_note_train": float(n_labels[train].mean()),
+        "notes_without_labels": float((n_labels == 0).mean()),
+        "note_type_share": {k: float(v) for k, v in notes["note_type"].value_counts(normalize=True).round(4).items()},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the cohort back (every later notebook starts here)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Cohort:
+    notes: pd.DataFrame
+    codes: list[str]
+    descriptions: dict[str, str]
+    train_counts: dict[str, int]
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {c: j for j, c in enumerate(self.codes)}
+
+    def split(self, name: str) -> pd.DataFrame:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
+        return self.notes[self.notes["split"] == name].reset_index(drop=True)
+
+    def labels(self, name: str) -> np.ndarray:
+        """Multi-hot labels (n_notes, L) in label-set order for one split."""
+        return self.label_matrix(self.split(name))
+
+    def label_matrix(self, notes: pd.DataFrame) -> np.ndarray:
+        y = np.zeros((len(notes), len(self.codes)), dtype=np.float32)
+        for i, labels in enumerate(notes["labels"]):
+            for c in labels:
+                y[i, self._index[c]] = 1.0
+        return y
+
+
+def load_cohort(out_dir: str | Path) -> Cohort:
+    paths = RunPaths(out_dir)
+    if not paths.cohort_notes.exists():
+        raise FileNotFoundError(f"{paths.cohort_notes}: no cohort yet; run notebook 01_cohort first")
+    notes = pd.read_parquet(paths.cohort_notes)
+    notes["codes"] = notes["codes"].map(list)
+    notes["labels"] = notes["labels"].map(list)
+    meta = read_json(paths.label_set)
+    return Cohort(notes, list(meta["codes"]), dict(meta["descriptions"]), dict(meta["train_counts"]))

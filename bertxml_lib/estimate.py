@@ -1,0 +1,38 @@
+"""`run_all.py --dry-run`: a back-of-the-envelope cost of a profile (FLOPs -> GPU hours), clearly an estimate."""
+from __future__ import annotations
+
+from .encoders import ENCODERS
+
+# Assumptions, stated where they are printed: ~9 notes per synthetic patient after filters, a mean of
+# ~330 WordPiece tokens per note (median ~200, p90 ~800), 6·N·tokens training FLOPs (+ attention),
+# 2·N·tokens inference FLOPs, and a GPU sustaining 40% of a bf16 dense peak of 989 TFLOP/s (H100).
+NOTES_PER_PATIENT = 9.0
+TOKENS_PER_NOTE = 330.0
+GPU_FLOPS = 0.40 * 989e12
+
+
+def encoder_params(name: str, vocab: int) -> tuple[float, float]:
+    """(non-embedding parameters, embedding parameters) of an encoder in encoders.ENCODERS."""
+    c = ENCODERS[name]
+    d, layers, inter = c["hidden_size"], c["num_hidden_layers"], c["intermediate_size"]
+    body = layers * (4 * d * d + 2 * d * inter)
+    return float(body), float((vocab + c["max_position_embeddings"]) * d)
+
+
+def describe_cost(flat: dict) -> str:
+    notes = flat["data.n_patients"] * NOTES_PER_PATIENT
+    train_tokens = 0.7 * notes * TOKENS_PER_NOTE
+    lines = [f"estimate for {int(notes):,} notes (~{train_tokens:,.0f} training tokens), "
+             f"assuming {GPU_FLOPS / 1e12:.0f} TFLOP/s sustained per GPU:"]
+    for enc in flat["pretrain.encoders"]:
+        body, emb = encoder_params(enc, flat["tokenizer.vocab_size"])
+        d = ENCODERS[enc]["hidden_size"]
+        attn = 12 * d * flat["pretrain.max_len"] / 2  # per-token attention FLOPs (fwd+bwd), mean length/2
+        pre = flat["pretrain.epochs"] * train_tokens * (6 * body + attn * 1)
+        n_rows = len(flat["finetune.variants"]) * len(flat["finetune.max_lens"])
+        fine = n_rows * flat["finetune.epochs"] * train_tokens * (6 * body + attn)
+        lines.append(f"  {enc}: {body / 1e6:.1f}M body + {emb / 1e6:.1f}M embedding parameters; "
+                     f"pretraining {pre:.2e} FLOPs ≈ {pre / GPU_FLOPS / 3600:.1f} GPU-hours, "
+                     f"{n_rows} fine-tuning rows {fine:.2e} FLOPs ≈ {fine / GPU_FLOPS / 3600:.1f} GPU-hours")
+    lines.append("  (2 CPU cores sustain roughly 5e10 FLOP/s: multiply the GPU hours by ~8,000 for CPU.)")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Notebook 04: fine-tune a `BertForIcdCoding` on segments and predict note-level probabilities (paper 4.2.2).
+
+Paper 4.2.2: Adam with weight decay, linear warm-up over 10% of the steps then linear decay to 0,
+binary cross-entropy with equal class weights; epochs are chosen on dev AUC. Paper 4.1: long notes
+are split into segments that each carry the note's labels, and a note's probability is the max over
+its segments.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import transformers
+from sklearn.metrics import roc_auc_score
+from tqdm.auto import tqdm
+
+from . import runtime
+from .modeling import BertForIcdCoding, XmlHead
+from .segments import encode_notes, length_bucketed_batches, max_pool_segments, pad_batch, pad_fraction
+
+# Gradient-norm clipping as in the BERT reference fine-tuning code; not a tuned value.
+MAX_GRAD_NORM = 1.0
+
+
+@dataclass
+class FinetuneConfig:
+    """Defaults mirror `configs/profiles.yaml` (`finetune.*`); notebooks pass the resolved values."""
+
+    epochs: int = 8
+    batch_tokens: int = 8192     # token budget of a length-bucketed training batch
+    lr: float = 1.0e-4           # encoder learning rate
+    head_lr: float = 2.0e-3      # head learning rate (label vectors, W_a, W_b / W_out)
+    warmup: float = 0.1          # fraction of all steps with linearly rising lr
+    weight_decay: float = 0.01
+    eval_batch_size: int = 32    # segments per inference batch (speed only)
+    seed: int = 0
+    device: str = "auto"
+    max_len: int = 512
+
+
+def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_labels: np.ndarray,
+             dev_texts: list[str], dev_labels: np.ndarray, cfg: FinetuneConfig, progress: bool = True) -> dict:
+    """Train `model` in place; keep and restore the epoch with the best dev micro AUC.
+
+    Returns `{history: [{epoch, train_loss, dev_micro_auc, seconds, tokens_per_s}], best_epoch,
+    best_dev_micro_auc, train_seconds, pad_fraction, n_train_segments, n_dev_segments}`; `seconds` is
+    an epoch's training time, `train_seconds` the whole call's wall time (dev evaluation included).
+    """
+    n_labels = len(model.config.icd_codes)
+    train_labels = _check_labels("train", train_texts, train_labels, n_labels)
+    dev_labels = _check_labels("dev", dev_texts, dev_labels, n_labels)
+    if dev_labels.min() == dev_labels.max():
+        raise ValueError("dev_labels hold a single value; dev micro AUC needs positives and negatives")
+    if cfg.epochs < 1:
+        raise ValueError(f"cfg.epochs must be >= 1, got {cfg.epochs}")
+    start = time.perf_counter()
+    runtime.seed_everything(cfg.seed)
+    device = runtime.get_device(cfg.device)
+    model.to(device)
+
+    train_segments, train_index = encode_notes(tokenizer, list(train_texts), cfg.max_len)
+    dev_segments, dev_index = encode_notes(tokenizer, list(dev_texts), cfg.max_len)
+    segment_labels = torch.from_numpy(train_labels[train_index])  # each segment carries its note's labels
+    lengths = np.array([len(s) for s in train_segments])
+    epoch_batches = [length_bucketed_batches(lengths, cfg.batch_tokens, shuffle=True, seed=cfg.seed + epoch)
+                     for epoch in range(cfg.epochs)]
+    total_steps = sum(len(b) for b in epoch_batches)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
+    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
+
+    history, best_auc, best_epoch, best_state = [], -np.inf, 0, None
+    for epoch, batches in enumerate(epoch_batches, start=1):
+        model.train()
+        epoch_start, loss_sum, tokens = time.perf_counter(), 0.0, 0
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            input_ids, attention_mask = pad_batch([train_segments[i] for i in batch], tokenizer.pad_token_id)
+            labels = segment_labels[batch].to(device)
+            with runtime.autocast(device):
+                loss = model(input_ids.to(device), attention_mask.to(device), labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item() * len(batch)
+            tokens += int(attention_mask.sum())
+            bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{tokens / (time.perf_counter() - epoch_start):.0f}")
+        seconds = time.perf_counter() - epoch_start
+        dev_probs = _predict_segments(model, tokenizer, dev_segments, dev_index, len(dev_texts),
+                                      cfg.eval_batch_size, cfg.eval_batch_size * cfg.max_len, device, progress)
+        auc = float(roc_auc_score(dev_labels.ravel(), dev_probs.ravel()))
+        history.append({"epoch": epoch, "train_loss": loss_sum / len(train_segments), "dev_micro_auc": auc,
+                        "seconds": seconds, "tokens_per_s": tokens / seconds})
+        if auc > best_auc:
+            # Paper 4.2.2 tunes epochs on dev AUC: keep the best epoch's weights (on CPU) and restore them.
+            best_auc, best_epoch = auc, epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return {
+        "history": history,
+        "best_epoch": best_epoch,
+        "best_dev_micro_auc": best_auc,
+        "train_seconds": time.perf_counter() - start,
+        "pad_fraction": float(np.mean([pad_fraction(lengths, b) for b in epoch_batches])),
+        "n_train_segments": len(train_segments),
+        "n_dev_segments": len(dev_segments),
+    }
+
+
+def predict_notes(model: BertForIcdCoding, tokenizer, texts: list[str], max_len: int, eval_batch_size: int = 32,
+                  batch_tokens: int | None = None, device: str = "auto", progress: bool = True) -> np.ndarray:
+    """Note-level probabilities `(n_notes, L)`: sigmoid per segment, max over each note's segments.
+
+    `batch_tokens` defaults to `eval_batch_size * max_len` (the memory of a full-length batch).
+    """
+    torch_device = runtime.get_device(device)
+    model.to(torch_device)
+    segments, note_index = encode_notes(tokenizer, list(texts), max_len)
+    return _predict_segments(model, tokenizer, segments, note_index, len(texts), eval_batch_size,
+                             batch_tokens or eval_batch_size * max_len, torch_device, progress)
+
+
+def predict_with_attention(model: BertForIcdCoding, tokenizer, text: str, max_len: int, code_index: int,
+                           device: str = "auto") -> tuple[list[str], list[tuple[int, int]], np.ndarray]:
+    """XML label attention of code `code_index` over the first segment of `text` (Figure 3).
+
+    Returns `(tokens, offsets, weights)` for `[CLS] tokens [SEP]`: `offsets` are character spans into
+    `text` ((0, 0) for the special tokens) and `weights (seq,)` sum to 1.
+    """
+    if not isinstance(model.head, XmlHead):
+        raise ValueError("predict_with_attention needs an xml model (config.icd_head == 'xml')")
+    n_labels = len(model.config.icd_codes)
+    if not 0 <= code_index < n_labels:
+        raise ValueError(f"code_index {code_index} outside [0, {n_labels})")
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False)
+    ids = encoded["input_ids"][:max_len - 2]
+    offsets = [(0, 0), *[tuple(o) for o in encoded["offset_mapping"][:max_len - 2]], (0, 0)]
+    segment = [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
+    torch_device = runtime.get_device(device)
+    model.to(torch_device).eval()
+    input_ids, attention_mask = pad_batch([segment], tokenizer.pad_token_id)
+    with torch.inference_mode():
+        out = model(input_ids.to(torch_device), attention_mask.to(torch_device))
+    weights = out.label_attention[0, code_index].float().cpu().numpy()  # (seq,)
+    return tokenizer.convert_ids_to_tokens(segment), offsets, weights
+
+
+def _predict_segments(model, tokenizer, segments, note_index, n_notes, eval_batch_size, batch_tokens, device,
+                      progress) -> np.ndarray:
+    """Sigmoid probabilities per segment, length-bucketed, then max-pooled per note: `(n_notes, L)`."""
+    model.eval()
+    lengths = np.array([len(s) for s in segments])
+    batches = length_bucketed_batches(lengths, batch_tokens, shuffle=False, seed=0, max_batch_size=eval_batch_size)
+    probs = np.zeros((len(segments), len(model.config.icd_codes)), dtype=np.float32)
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc="predict", disable=not progress, leave=False):
+            input_ids, attention_mask = pad_batch([segments[i] for i in batch], tokenizer.pad_token_id)
+            with runtime.autocast(device):
+                logits = model(input_ids.to(device), attention_mask.to(device)).logits
+            probs[batch] = torch.sigmoid(logits.float()).cpu().numpy()
+    return max_pool_segments(probs, note_index, n_notes)
+
+
+def _param_groups(model: BertForIcdCoding, cfg: FinetuneConfig) -> list[dict]:
+    """Encoder and head at their own lr; no weight decay on biases and LayerNorm weights."""
+    groups = []
+    for module, lr in ((model.bert, cfg.lr), (model.head, cfg.head_lr)):
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
+        decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
+        groups += [{"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},
+                   {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def _check_labels(split: str, texts, labels: np.ndarray, n_labels: int) -> np.ndarray:
+    labels = np.asarray(labels, dtype=np.float32)
+    if labels.shape != (len(texts), n_labels):
+        raise ValueError(f"{split}_labels must be (n_notes={len(texts)}, L={n_labels}), got {labels.shape}")
+    return labels

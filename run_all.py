@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""Reproduce every table and figure of BERT-XML: execute the numbered notebooks with papermill.
+
+    python run_all.py                       # quick profile -> results/quick/
+    python run_all.py --profile ci --set cohort.min_train_count=5 --set 04.finetune.epochs=2
+    python run_all.py --list | --dry-run | --only 06 07 | --from 04 | --force
+
+Exit status: 0 ok, 1 a notebook failed, 2 usage or bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+# The `python3` kernel must be this interpreter's: put its environment's kernelspec first on the path.
+os.environ["JUPYTER_PATH"] = os.pathsep.join(
+    p for p in (os.path.join(sys.prefix, "share", "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
+
+from bertxml_lib import config, runner  # noqa: E402
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="quick", choices=config.profile_names())
+    ap.add_argument("--set", dest="sets", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="override a parameter (cohort.min_train_count=5) or one notebook's (04.finetune.epochs=2)")
+    ap.add_argument("--only", nargs="+", help="run only these notebooks (prefixes: 04, 06_per_icd_auc, ...)")
+    ap.add_argument("--from", dest="start_from", help="run this notebook and every one after it")
+    ap.add_argument("--list", action="store_true", help="list the planned notebook executions and their cache state")
+    ap.add_argument("--dry-run", action="store_true", help="show what would run (and, for `paper`, its estimated cost)")
+    ap.add_argument("--force", action="store_true", help="re-execute even when cached")
+    ap.add_argument("--out", type=Path, help="output folder (default results/<profile>)")
+    ap.add_argument("--no-site", action="store_true", help="skip rendering the HTML site")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    out_dir = (args.out or Path("results") / args.profile).resolve()
+    try:
+        global_sets, per_notebook = config.parse_sets([s for group in args.sets for s in group])
+        jobs, flat = runner.plan(args.profile, out_dir, global_sets, per_notebook)
+        selected = runner.select(jobs, args.only, args.start_from)
+    except (config.ConfigError, FileNotFoundError) as exc:
+        print(f"run_all.py: error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.list or args.dry_run:
+        for i, job in enumerate(jobs, 1):
+            state = "cached" if runner.is_cached(out_dir, job) and not args.force else "will run"
+            if job not in selected:
+                state = "skipped"
+            print(f"{i:2d}. {job.name:45s} {state:9s} {job.fingerprint}")
+        if args.dry_run:
+            from bertxml_lib.estimate import describe_cost
+
+            print(describe_cost(flat))
+        return 0
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    statuses: dict[str, dict] = {}
+    started = time.perf_counter()
+    timeout = int(flat["run.timeout_s"])
+    for i, job in enumerate(selected, 1):
+        label = f"[{i}/{len(selected)}] {job.name}"
+        if not args.force and runner.is_cached(out_dir, job):
+            statuses[job.name] = {"status": "cached", "seconds": 0.0}
+            print(f"{label}: cached", flush=True)
+            continue
+        print(f"{label}: executing ...", flush=True)
+        try:
+            seconds = runner.execute(job, out_dir, timeout)
+        except runner.NotebookFailed as exc:
+            statuses[job.name] = {"status": "failed"}
+            runner.write_manifest(out_dir, args.profile, flat, jobs, statuses, time.perf_counter() - started)
+            print(f"run_all.py: {exc}", file=sys.stderr)
+            return 1
+        statuses[job.name] = {"status": "executed", "seconds": round(seconds, 2)}
+        print(f"{label}: executed in {seconds:.1f}s", flush=True)
+
+    manifest = runner.write_manifest(out_dir, args.profile, flat, jobs, statuses, time.perf_counter() - started)
+    if not args.no_site:
+        from bertxml_lib.site import render_site
+
+        executed = [runner.executed_path(out_dir, j) for j in jobs if runner.executed_path(out_dir, j).exists()]
+        index = render_site(out_dir, executed, f"BERT-XML reproduction — {args.profile} profile")
+        print(f"site: {index}")
+    print(f"done in {manifest['total_seconds']:.1f}s -> {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
