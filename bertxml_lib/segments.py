@@ -39,6 +39,7 @@ def encode_notes(tokenizer, texts: list[str], max_len: int, batch_size: int = 25
     """
     if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
         raise ValueError("tokenizer must define [CLS] and [SEP] tokens (a BERT WordPiece tokenizer)")
+    texts = list(texts)  # a pandas Series would slice by label below
     segments: list[list[int]] = []
     note_index: list[int] = []
     for start in range(0, len(texts), batch_size):
