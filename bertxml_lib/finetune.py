@@ -75,7 +75,7 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
     for epoch, batches in enumerate(epoch_batches, start=1):
         model.train()
         epoch_start, loss_sum, tokens = time.perf_counter(), 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, mininterval=5)
         for batch in bar:
             input_ids, attention_mask = pad_batch([train_segments[i] for i in batch], tokenizer.pad_token_id)
             labels = segment_labels[batch].to(device)
@@ -157,7 +157,7 @@ def _predict_segments(model, tokenizer, segments, note_index, n_notes, eval_batc
     batches = length_bucketed_batches(lengths, batch_tokens, shuffle=False, seed=0, max_batch_size=eval_batch_size)
     probs = np.zeros((len(segments), len(model.config.icd_codes)), dtype=np.float32)
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="predict", disable=not progress, leave=False):
+        for batch in tqdm(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
             input_ids, attention_mask = pad_batch([segments[i] for i in batch], tokenizer.pad_token_id)
             with runtime.autocast(device):
                 logits = model(input_ids.to(device), attention_mask.to(device)).logits

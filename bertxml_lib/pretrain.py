@@ -104,7 +104,7 @@ def pretrain_mlm(tokenizer, train_texts: list[str], dev_texts: list[str], cfg: P
     curve = [{"step": 0, "epoch": 0, "split": "dev",
               "loss": mlm_loss(model, collator, dev_segments, cfg.batch_tokens, device, cfg.seed)}]
     step = 0
-    bar = tqdm(total=total_steps, desc=f"MLM pretraining ({cfg.encoder})", disable=not progress)
+    bar = tqdm(total=total_steps, desc=f"MLM pretraining ({cfg.encoder})", disable=not progress, mininterval=5)
     model.train()
     for epoch in range(1, cfg.epochs + 1):
         batches = length_bucketed_batches(lengths, cfg.batch_tokens, shuffle=True, seed=cfg.seed + epoch)
@@ -122,9 +122,9 @@ def pretrain_mlm(tokenizer, train_texts: list[str], dev_texts: list[str], cfg: P
             optimizer.zero_grad(set_to_none=True)
             step += 1
             tokens += int(batch["attention_mask"].sum())
-            curve.append({"step": step, "epoch": epoch, "split": "train", "loss": float(loss)})
+            curve.append({"step": step, "epoch": epoch, "split": "train", "loss": loss.item()})
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}", tok_s=f"{tokens / (time.perf_counter() - started):.0f}")
+            bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}", tok_s=f"{tokens / (time.perf_counter() - started):.0f}")
         dev = mlm_loss(model, collator, dev_segments, cfg.batch_tokens, device, cfg.seed)
         curve.append({"step": step, "epoch": epoch, "split": "dev", "loss": dev,
                       "tokens_per_s": tokens / (time.perf_counter() - started)})

@@ -1,6 +1,7 @@
 """Notebook 02 — EHR WordPiece vocabulary trained on the training notes (paper 3.2, 4.2.1) and OOV statistics."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Iterable
 
@@ -46,7 +47,7 @@ def oov_per_note(tokenizer, texts: list[str], batch_size: int = 512) -> pd.DataF
 
     A word is what BERT's pre-tokenizer yields (whitespace and punctuation split); the paper's
     "OOV words per note" (49.2 general vs 0.93 EHR) counts words not kept whole: split + [UNK]."""
-    backend = tokenizer.backend_tokenizer
+    backend = _untruncated(tokenizer)
     unk_id = tokenizer.unk_token_id
     rows = []
     for start in range(0, len(texts), batch_size):
@@ -63,6 +64,15 @@ def oov_per_note(tokenizer, texts: list[str], batch_size: int = 512) -> pd.DataF
     df = pd.DataFrame(rows, columns=["words", "split_words", "unk_words", "tokens"])
     df["oov_words"] = df["split_words"] + df["unk_words"]
     return df
+
+
+def _untruncated(tokenizer):
+    """A copy of the fast backend with truncation and padding off: a shipped tokenizer.json may carry
+    truncation (the general one cuts at 128 tokens), which would undercount long notes."""
+    backend = copy.deepcopy(tokenizer.backend_tokenizer)
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
 
 
 def oov_summary(per_note: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -83,5 +93,5 @@ def oov_summary(per_note: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def token_length_quantiles(tokenizer, texts: list[str], qs=(0.5, 0.9, 0.99)) -> dict[str, float]:
     """WordPiece length quantiles of the notes (the paper: p90 about 800 tokens)."""
-    lengths = np.array([len(e.ids) for e in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)])
+    lengths = np.array([len(e.ids) for e in _untruncated(tokenizer).encode_batch(texts, add_special_tokens=False)])
     return {f"p{int(q * 100)}": float(np.quantile(lengths, q)) for q in qs} | {"max": float(lengths.max())}

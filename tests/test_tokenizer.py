@@ -39,3 +39,10 @@ def test_general_vocabulary_is_bert_base_uncased_offline():
             general.mask_token_id) == (0, 100, 101, 102, 103)
     df = oov_per_note(general, ["htn on lisinopril"])
     assert df.loc[0, "words"] == 3 and df.loc[0, "oov_words"] >= 2  # 'htn' and 'lisinopril' are not whole words
+
+
+def test_oov_counts_whole_long_notes_despite_shipped_truncation():
+    general = load_offshelf_tokenizer()
+    long_note = " ".join(["blood"] * 400)  # one whole-word token each
+    df = oov_per_note(general, [long_note])
+    assert df.loc[0, "words"] == 400 and df.loc[0, "tokens"] == 400

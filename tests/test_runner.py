@@ -1,0 +1,61 @@
+"""run_all's plan: one 04 execution per Table 2 row, fingerprints that change exactly where they should,
+and usage errors (exit 2) before anything runs."""
+import subprocess
+import sys
+
+import pytest
+
+from bertxml_lib import runner
+from conftest import REPO
+
+
+def _plan(sets=None, per=None, tmp="/tmp/plan"):
+    from pathlib import Path
+
+    return runner.plan("ci", Path(tmp), sets or {}, per or {})[0]
+
+
+def test_plan_has_one_finetune_execution_per_row():
+    names = [j.name for j in _plan()]
+    assert names[:3] == ["01_cohort", "02_tokenizer", "03_pretraining-tiny"]
+    assert [n for n in names if n.startswith("04")] == [
+        "04_finetuning-ehr_tiny_cls_512", "04_finetuning-ehr_tiny_cls_1024",
+        "04_finetuning-ehr_tiny_xml_512", "04_finetuning-ehr_tiny_xml_1024"]
+    assert names[-3:] == ["05_baselines", "06_per_icd_auc", "07_attention"]
+
+
+def test_fingerprints_change_only_downstream_of_a_change():
+    base = {j.name: j.fingerprint for j in _plan()}
+    assert base == {j.name: j.fingerprint for j in _plan()}  # stable
+    late = {j.name: j.fingerprint for j in _plan(per={"06": {"analysis.top_codes": 5}})}
+    changed = sorted(n for n in base if base[n] != late[n])
+    assert changed == ["06_per_icd_auc", "07_attention"]
+    early = {j.name: j.fingerprint for j in _plan({"tokenizer.vocab_size": 1500})}
+    assert sorted(n for n in base if base[n] != early[n]) == sorted(n for n in base if n != "01_cohort")
+    speed = {j.name: j.fingerprint for j in _plan({"run.threads": 1})}
+    assert speed == base  # speed-only settings never invalidate results
+
+
+def test_output_folder_does_not_enter_fingerprints():
+    assert [j.fingerprint for j in _plan(tmp="/tmp/a")] == [j.fingerprint for j in _plan(tmp="/tmp/b")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "cohort.min_count=3"], "unknown parameter"),
+    (["--set", "cohort.min_train_count=abc"], "expects int"),
+    (["--set", "04.analysis.top_codes=3"], "has no parameter"),
+    (["--set", "09.seed=3"], "names notebook"),
+    (["--only", "99"], "matches no notebook"),
+])
+def test_usage_errors_exit_2_before_running(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "ci", "--out", str(tmp_path / "o"), *args],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_list_and_dry_run(tmp_path):
+    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "paper", "--dry-run", "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "04_finetuning-ehr_big_xml_1024" in proc.stdout and "GPU-hours" in proc.stdout
