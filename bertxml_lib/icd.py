@@ -18,10 +18,12 @@ approximation: acute codes in these chapters (e.g. `I21` acute MI) are deliberat
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 from typing import Iterable
 
-_CODE_RE = re.compile(r"^[A-Z][0-9][0-9A-Z]([0-9A-Z]{1,4})?$")
+# A letter, two more characters (digits; letters too in new categories such as M1A and QA0), up to 4 more.
+_CODE_RE = re.compile(r"^[A-Z][0-9A-Z]{2}([0-9A-Z]{1,4})?$")
 
 
 def _expand(spec: str) -> tuple[str, ...]:
@@ -81,7 +83,7 @@ def normalize_code(code: str) -> str:
         raise ValueError(f"ICD code must be a string, got {type(code).__name__}: {code!r}")
     bare = code.strip().upper().replace(".", "")
     if not _CODE_RE.match(bare):
-        raise ValueError(f"not an ICD-10-CM code: {code!r} (expected letter, digit, 1-5 more characters)")
+        raise ValueError(f"not an ICD-10-CM code: {code!r} (expected a letter and 2-6 more letters or digits)")
     return bare if len(bare) <= 3 else f"{bare[:3]}.{bare[3:]}"
 
 
@@ -92,8 +94,10 @@ def is_chronic(code: str) -> bool:
 
 
 def _package():
-    import simple_icd_10_cm
-
+    # The package parses its bundled XML with deprecated importlib.resources calls; keep notebooks quiet.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import simple_icd_10_cm
     return simple_icd_10_cm
 
 
