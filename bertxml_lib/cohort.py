@@ -63,7 +63,7 @@ def impute_chronic(notes: pd.DataFrame, codes: pd.DataFrame, min_count: int = 2)
     """
     coded = codes.merge(notes[["note_id", "patient_id", "note_date"]], on="note_id", how="inner")
     coded = coded.drop_duplicates(["note_id", "code"])
-    chronic = coded[coded["code"].map(icd.is_chronic)]
+    chronic = coded[coded["code"].map(icd.is_chronic).astype(bool)]  # astype: an empty map is not a mask
     stats = chronic.groupby(["patient_id", "code"])["note_date"].agg(["size", "min"]).reset_index()
     stats = stats[stats["size"] >= min_count]
     onset = stats.rename(columns={"min": "onset"})[["patient_id", "code", "onset"]]

@@ -6,7 +6,7 @@ properties its claims depend on (`GENERATOR_PROPERTIES` lists each beside the pa
 * Patients have ~9 notes over ~2-4 years. Chronic conditions are drawn per patient (more with
   age) and persist from their onset; acute problems are drawn per visit. Frequencies are long-tailed:
   the curated catalog (`clinical_catalog`) plus a Zipf-like tail of ICD-10-CM leaf codes (`code_pool`).
-* ~4 raw codes per note including chronic codes, which are coded on some visits only, so notebook 01's
+* ~3.3 raw codes per note (~4.6 after imputation) including chronic codes, which are coded on some visits only, so notebook 01's
   imputation (a chronic code seen twice is imputed forward from its first occurrence) adds labels.
 * The note-type mix of paper 4.1 (progress notes ~50%, telephone ~10%, patient instructions ~5%, and
   20 types in all) plus `erroneous`, `student`, `miscellaneous` (~3%) and ~2% notes under 50
@@ -49,7 +49,7 @@ GENERATOR_PROPERTIES: list[dict] = [dict(zip(("property", "paper", "generator"),
     ("patients and notes", "7.5M notes from ~1M patients (~7.5 notes/patient after filters)",
      "lognormal notes per patient, mean ~9, dated uniformly over a 2-4 year follow-up"),
     ("codes per note", "4.46 in-scope codes per training note, chronic imputation included",
-     "~4.2-4.5 raw codes per note (chronic codes coded on 10-85% of visits by note type); more after imputation"),
+     "~3.3 raw codes per note (chronic codes coded on 10-85% of visits by note type); ~4.6 after notebook 01's imputation"),
     ("chronic imputation", "chronic code seen twice -> imputed on all notes since its first occurrence (AHRQ CCI)",
      "chronic conditions persist from onset but are coded on some visits only"),
     ("code frequencies", "2,292 codes with >1,000 training notes; Table 4 top codes I10, E78.5, I25.10, ...",
@@ -362,7 +362,7 @@ def _simulate_patient(pool: _Pool, seed: int, idx: int, notes: dict, codes: dict
     n_notes = min(60, max(1, round(r.lognormvariate(_NOTES_MU, _NOTES_SIGMA))))
     start, span = r.randrange(4 * 365), r.uniform(2.0, 4.0) * 365
     days = sorted(start + int(r.random() * span) for _ in range(n_notes))
-    chronic = _draw(r, pool.chronic, _poisson(r, 2.4 + 7.5 * (age - 18) / 74), sex, set())
+    chronic = _draw(r, pool.chronic, _poisson(r, 1.6 + 5.2 * (age - 18) / 74), sex, set())
     have = tuple(c.code for c in chronic)
     # 70% of conditions predate follow-up; the rest start at one of the patient's visits.
     onsets = [-1 if r.random() < 0.7 else r.choice(days) for _ in chronic]
