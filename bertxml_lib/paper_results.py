@@ -1,0 +1,62 @@
+"""Notebooks 01, 02, 06 — the paper's reported numbers as package data (paper 3.2, 4.1, 4.4, Tables 2-4).
+
+Tables and "paper vs reproduced" rows read these files; no paper number is typed into code.
+
+- `data/paper_table2.csv`: every row of Table 2 (`model` is the paper's label; `family` is one of
+  logreg, mha, offshelf, biobert, clinicalbert, cls, xml; `encoder` is `small`/`big` for the EHR BERT
+  rows, matching `encoders.ENCODERS`; `max_len` is empty where the paper does not state it).
+- `data/paper_table4.csv`: Appendix A, Table 4 (45 most frequent codes, Big EHR BERT + XML), in the
+  paper's reading order (its three column groups top to bottom).
+- `data/paper_facts.json`: the single numbers quoted in the text, each with its section.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from importlib import resources
+
+import pandas as pd
+
+FAMILIES = ("logreg", "mha", "offshelf", "biobert", "clinicalbert", "cls", "xml")
+#: Families built on a transformer encoder (paper 4.4: "all BERT based models").
+BERT_FAMILIES = ("offshelf", "biobert", "clinicalbert", "cls", "xml")
+
+
+def _data_file(name: str):
+    return resources.files("bertxml_lib").joinpath("data", name)
+
+
+@lru_cache(maxsize=None)
+def _read_csv(name: str) -> pd.DataFrame:
+    with _data_file(name).open("r", encoding="utf-8") as fh:
+        return pd.read_csv(fh, keep_default_na=False, na_values={"max_len": [""]})
+
+
+def paper_table2() -> pd.DataFrame:
+    """Table 2: `model, family, encoder, head, max_len, micro_auc, macro_auc, pretraining` (14 rows)."""
+    df = _read_csv("paper_table2.csv").copy()
+    df["max_len"] = df["max_len"].astype("Int64")
+    unknown = set(df["family"]) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"paper_table2.csv: unknown family {sorted(unknown)}; expected one of {FAMILIES}")
+    return df
+
+
+def paper_table4() -> pd.DataFrame:
+    """Appendix Table 4: `paper_position, code, test_count, auc` for the 45 most frequent codes."""
+    return _read_csv("paper_table4.csv").copy()
+
+
+@lru_cache(maxsize=None)
+def _facts() -> dict:
+    with _data_file("paper_facts.json").open("r", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def paper_facts() -> dict:
+    """The numbers of the paper's text (OOV per note, cohort statistics, Table 3, 467 codes ≥ 0.98, ...).
+
+    Returns a deep copy, so callers may modify it freely.
+    """
+    return copy.deepcopy(_facts())

@@ -1,0 +1,244 @@
+"""Notebook 06 (paper 4.4): Table 2-4, confused pairs, paper vs reproduced and the paper's numbers as data."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from bertxml_lib import analysis, metrics
+from bertxml_lib.atomic import write_csv, write_json
+from bertxml_lib.paper_results import BERT_FAMILIES, FAMILIES, paper_facts, paper_table2, paper_table4
+from bertxml_lib.paths import RunPaths
+from bertxml_lib.predictions import Predictions, save_predictions
+
+# Four test notes, three codes (worked by hand in the tests below).
+CODES = ["G44.029", "G44.329", "I10"]
+Y = np.array([[1, 0, 0], [1, 0, 1], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+P = np.array([[0.3, 0.6, 0.1], [0.4, 0.2, 0.9], [0.5, 0.7, 0.2], [0.2, 0.1, 0.8]], dtype=np.float32)
+DESCRIPTIONS = {"G44.029": "Chronic cluster headache", "G44.329": "Chronic post-traumatic headache", "I10": "HTN"}
+
+
+def pred(row: str, probs=P) -> Predictions:
+    ids = np.array([f"n{i}" for i in range(len(probs))])
+    return Predictions(row, np.array(CODES), ids[:1], probs[:1], ids, probs)
+
+
+# --- the paper's numbers ---------------------------------------------------------------------
+
+def test_paper_table2_holds_every_row_and_its_best_is_big_xml_1024():
+    t2 = paper_table2()
+    assert len(t2) == 14 and set(t2["family"]) <= set(FAMILIES)
+    best = t2.loc[t2["micro_auc"].idxmax()]
+    assert best["model"] == "EHR BERT Big + XML (max length 1024)"
+    assert (best["micro_auc"], best["macro_auc"], best["max_len"]) == (0.970, 0.927, 1024)
+    assert t2.loc[t2["family"] == "logreg", ["micro_auc", "macro_auc"]].values.tolist() == [[0.932, 0.815]]
+    assert t2.loc[t2["family"] == "biobert", "max_len"].isna().all()  # not stated in the paper
+
+
+def test_paper_table4_and_facts_are_consistent_with_the_text():
+    t4 = paper_table4()
+    assert len(t4) == 45 and t4["code"].is_unique and t4["paper_position"].tolist() == list(range(1, 46))
+    assert t4.set_index("code").loc["Z00.00", "auc"] == 0.988
+    facts = paper_facts()
+    assert facts["oov_words_per_note"] == {"section": "3.2", "general": 49.2, "ehr": 0.93}
+    assert facts["cohort"]["label_set_size"] == facts["per_code"]["n_codes"] == 2292
+    assert facts["per_code"]["n_codes_high_auc"] == 467 and facts["table3"]["n_codes"] == 757
+    t2 = paper_table2().set_index("model")
+    # Section 5's XML gain (0.002, Big, 1024) is the difference of two Table 2 rows.
+    gain = t2.loc["EHR BERT Big + XML (max length 1024)", "micro_auc"] - t2.loc["EHR BERT Big (max length 1024)", "micro_auc"]
+    assert gain == pytest.approx(facts["xml_micro_gain"]["value"])
+    facts["cohort"]["notes"] = 0
+    assert paper_facts()["cohort"]["notes"] == 7_500_000  # callers get a copy
+
+
+# --- tables from predictions -----------------------------------------------------------------
+
+def test_row_meta_from_record_or_name():
+    assert analysis.row_meta("ehr_mini_xml_1024")["family"] == "xml"
+    assert analysis.row_meta("ehr_mini_xml_1024")["encoder"] == "mini"
+    assert analysis.row_meta("logreg_512") == {"family": "logreg", "encoder": "", "max_len": 512,
+                                               "train_seconds": pytest.approx(np.nan, nan_ok=True)}
+    assert analysis.row_meta("x", {"family": "offshelf", "max_len": 512, "train_seconds": 3})["train_seconds"] == 3
+    with pytest.raises(ValueError, match="row 'mystery'"):
+        analysis.row_meta("mystery")
+
+
+def test_table2_recomputes_aucs_and_sorts_logreg_first():
+    worse = np.where(Y > 0, 0.5, P)
+    preds = [pred("ehr_mini_xml_1024"), pred("ehr_mini_cls_512", worse), pred("logreg_512", worse)]
+    t2 = analysis.table2(preds, Y, {"ehr_mini_xml_1024": {"train_seconds": 12.0}})
+    assert t2["model"].tolist() == ["logreg_512", "ehr_mini_cls_512", "ehr_mini_xml_1024"]
+    xml = t2.set_index("model").loc["ehr_mini_xml_1024"]
+    # Per-code AUCs of P: 0.5, 1.0, 1.0 (see test_confused_pairs...) -> macro 5/6.
+    assert xml["macro_auc"] == pytest.approx(5 / 6) and xml["n_codes_skipped"] == 0 and xml["n_codes"] == 3
+    assert xml["micro_auc"] == metrics.micro_auc(Y, P) and xml["train_seconds"] == 12.0
+    with pytest.raises(ValueError, match="align them first"):
+        analysis.table2([pred("logreg_512", P[:3])], Y, {})
+
+
+def test_table3_uses_only_codes_below_the_training_count_threshold():
+    t3 = analysis.table3_low_frequency([pred("ehr_mini_xml_1024")], Y, {"G44.029": 10, "G44.329": 20, "I10": 500},
+                                       CODES, low_freq_max=50)
+    row = t3.iloc[0]
+    assert (row["n_low_freq_codes"], row["n_low_freq_evaluated"]) == (2, 2)
+    assert row["macro_auc_low_freq"] == pytest.approx(0.75)  # (0.5 + 1.0) / 2
+    assert row["macro_auc_all"] == pytest.approx(5 / 6) and row["family"] == "xml"
+    none = analysis.table3_low_frequency([pred("ehr_mini_xml_1024")], Y, {c: 500 for c in CODES}, CODES, 50)
+    assert none.iloc[0]["n_low_freq_codes"] == 0 and np.isnan(none.iloc[0]["macro_auc_low_freq"])
+    with pytest.raises(ValueError, match="train_counts lacks"):
+        analysis.table3_low_frequency([pred("a_b")], Y, {}, CODES, 50)
+
+
+def test_table4_orders_by_test_count_and_joins_the_paper():
+    t4 = analysis.table4_per_code(pred("ehr_mini_xml_1024"), Y, CODES, DESCRIPTIONS,
+                                  {"G44.029": 10, "G44.329": 20, "I10": 500}, top=2)
+    # Test counts: G44.029 2, I10 2 (tie -> more training notes first), G44.329 1.
+    assert t4["code"].tolist() == ["I10", "G44.029"] and t4["rank"].tolist() == [1, 2]
+    assert t4["test_count"].tolist() == [2, 2] and t4["auc"].tolist() == [1.0, 0.5]
+    assert t4.loc[0, "paper_test_count"] == 391298 and t4.loc[0, "paper_auc"] == 0.877
+    assert pd.isna(t4.loc[1, "paper_auc"]) and t4.loc[0, "description"] == "HTN"
+
+
+def test_confused_pairs_finds_the_related_code_scored_above_on_positive_notes():
+    # G44.029 positives n0, n1; G44.329 absent on both and scored above on n0 only -> rate 1/2.
+    # Unrelated I10 is absent on n0 only and scored below there -> other_rate 0.
+    df = analysis.confused_pairs(pred("r"), Y, CODES, DESCRIPTIONS, top=3)
+    first = df.iloc[0]
+    assert (first["code"], first["auc"], first["confused_with"], first["rate"]) == ("G44.029", 0.5, "G44.329", 0.5)
+    assert first["same_category"] and first["n_compared"] == 2 and first["other_rate"] == 0.0
+    assert first["confused_description"] == "Chronic post-traumatic headache"
+    # I10 has no same-category code: falls back to every code (all rates 0 -> the first, G44.029).
+    last = df.set_index("code").loc["I10"]
+    assert not last["same_category"] and last["confused_with"] == "G44.029" and last["rate"] == 0.0
+    assert df["code"].tolist() == ["G44.029", "G44.329", "I10"]
+
+
+def test_count_high_auc_and_figure(tmp_path):
+    aucs = np.array([0.99, 0.98, 0.5, np.nan])
+    assert analysis.count_high_auc(aucs, 0.98) == (2, 3)
+    path = tmp_path / "fig2.png"
+    analysis.auc_distribution_figure({"a": aucs, "b": np.array([0.7, 0.9])}, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="at least one row"):
+        analysis.auc_distribution_figure({}, path)
+
+
+# --- paper vs reproduced ---------------------------------------------------------------------
+
+def hand_table2() -> pd.DataFrame:
+    return pd.DataFrame([
+        ("logreg_512", "logreg", "", 512, 0.80, 0.70, 10.0),
+        ("ehr_mini_cls_512", "cls", "mini", 512, 0.85, 0.75, 100.0),
+        ("ehr_mini_cls_1024", "cls", "mini", 1024, 0.86, 0.74, 250.0),
+        ("ehr_mini_xml_512", "xml", "mini", 512, 0.84, 0.76, 110.0),
+        ("ehr_mini_xml_1024", "xml", "mini", 1024, 0.88, 0.78, 300.0),
+    ], columns=["model", "family", "encoder", "max_len", "micro_auc", "macro_auc", "train_seconds"])
+
+
+def test_paper_vs_reproduced_computes_every_verdict():
+    t3 = pd.DataFrame({"model": ["logreg_512", "ehr_mini_xml_1024"], "low_freq_max": [50, 50],
+                       "n_low_freq_evaluated": [4, 4], "macro_auc_low_freq": [0.60, 0.70],
+                       "macro_auc_all": [0.70, 0.78]})
+    confused = analysis.confused_pairs(pred("r"), Y, CODES, DESCRIPTIONS, top=1)
+    df = analysis.paper_vs_reproduced(hand_table2(), t3, {"row": "ehr_mini_xml_1024", "n_high": 3, "n_evaluated": 10,
+                                                           "threshold": 0.98}, confused, {"general": 40.0, "ehr": 1.0}, 4.1)
+    v = df.set_index("quantity")
+    assert v.loc["best row by micro AUC is BERT-XML at the longest input", "holds"] == "yes"
+    assert v.loc["best micro AUC (Table 2)", ["paper", "reproduced", "holds"]].tolist() == [0.97, 0.88, "n.a."]
+    assert v.loc["every BERT row beats logistic regression (micro AUC)", "holds"] == "yes"
+    assert v.loc["every BERT row beats logistic regression (micro AUC)", "paper"] == "12/12 BERT rows above LogReg 0.932"
+    xml = v.loc["XML head beats [CLS] head at max_len 1024 (macro AUC)"]
+    assert xml["holds"] == "yes" and xml["paper"] == "small: 0.924 vs 0.918; big: 0.927 vs 0.925"
+    longer = v.loc["max_len 1024 beats 512 (macro AUC)"]
+    assert longer["holds"] == "no" and "cls/mini" in longer["note"]  # 0.74 < 0.75
+    assert v.loc["max_len 1024 beats 512 (micro AUC)", "holds"] == "yes"
+    assert v.loc["max_len 1024 beats 512 (micro AUC)", "paper"].count(" vs ") == 4
+    assert v.loc["training time at max_len 1024 / at 512", "reproduced"] == pytest.approx((2.5 + 300 / 110) / 2, abs=0.01)
+    table3 = df[df["quantity"].str.contains("Table 3")]["holds"].tolist()
+    assert table3 == ["yes", "yes", "no"]  # 0.70 > 0.60; gap 0.10 > 0.08; 0.70 < 0.78
+    # Paper: Table 3 gap 0.933 - 0.825 vs Table 2 gap 0.927 (Big + XML 1024) - 0.859 (Multi-head Attn).
+    assert df[df["quantity"].str.startswith("BERT's margin")]["paper"].iloc[0] == "0.108 vs 0.068"
+    assert df[df["quantity"].str.contains("as good on low-frequency")]["note"].iloc[0].startswith("does not reproduce")
+    assert v.loc["codes with AUC >= 0.98 (4.4, Figure 2)", "reproduced"].startswith("3 of 10 (30.0%")
+    assert v.loc["low-AUC codes are confused with closely related codes (4.4)", "holds"] == "yes"
+    assert v.loc["OOV words per note, general vs EHR vocabulary (3.2)", "holds"] == "yes"
+    assert v.loc["codes per training note (4.1)", ["paper", "reproduced"]].tolist() == [4.46, 4.1]
+    assert set(df["holds"]) <= {"yes", "no", "n.a."}
+
+
+def test_paper_vs_reproduced_says_n_a_when_nothing_comparable_was_run():
+    only_xml = hand_table2().iloc[[4]]
+    df = analysis.paper_vs_reproduced(only_xml).set_index("quantity")
+    assert df.loc["every BERT row beats logistic regression (micro AUC)", "holds"] == "n.a."
+    assert df.loc["max_len 1024 beats 512 (micro AUC)", "note"] == "no comparable pair of rows was run"
+    assert df.loc["OOV words per note, general vs EHR vocabulary (3.2)", "reproduced"] == "not measured"
+    assert (df.loc[df.index.str.contains("Table 3"), "holds"] == "n.a.").all()
+
+
+# --- the stage on a tiny run folder ----------------------------------------------------------
+
+def make_run(tmp_path):
+    """Cohort of 20 notes (12 train, 2 dev, 6 test) over four codes, and three rows of predictions."""
+    rng = np.random.default_rng(0)
+    codes = ["I10", "E11.9", "E11.65", "J45.909"]
+    splits = ["train"] * 12 + ["dev"] * 2 + ["test"] * 6
+    labels = [[c for c in codes if rng.random() < 0.4] for _ in splits]
+    labels[14:20] = [["I10", "E11.9"], ["E11.65"], ["I10", "J45.909"], [], ["E11.9", "J45.909"], ["E11.65", "I10"]]
+    notes = pd.DataFrame({"patient_id": [f"p{i}" for i in range(20)], "note_id": [f"n{i}" for i in range(20)],
+                          "note_date": pd.Timestamp("2020-01-01"), "note_type": "progress note",
+                          "text": "note text", "split": splits, "codes": [ls + ["Z99.89"] for ls in labels],
+                          "labels": labels})
+    paths = RunPaths(tmp_path)
+    paths.cohort_dir.mkdir(parents=True)
+    notes.to_parquet(paths.cohort_notes, index=False)
+    write_json(paths.label_set, {"codes": codes, "descriptions": {c: f"desc {c}" for c in codes},
+                                 "train_counts": {"I10": 9, "E11.9": 6, "E11.65": 4, "J45.909": 3}, "min_train_count": 1})
+    y = np.array([[c in ls for c in codes] for ls in labels[14:]], dtype=float)
+    test_ids, dev_ids = [f"n{i}" for i in range(14, 20)], ["n12", "n13"]
+    for row, noise in (("logreg_512", 0.9), ("ehr_mini_cls_1024", 0.6), ("ehr_mini_xml_1024", 0.3)):
+        probs = np.clip(y * 0.5 + rng.random(y.shape) * noise, 0, 1)
+        save_predictions(paths.predictions_file(row), codes, dev_ids, np.full((2, 4), 0.5), test_ids, probs)
+        if row != "ehr_mini_cls_1024":  # one row without a metrics record: meta comes from its name
+            write_json(paths.metrics_file(row), {"model": row, "family": row.split("_")[2] if "ehr" in row else "logreg",
+                                                 "encoder": "mini" if "ehr" in row else "", "max_len": int(row[-4:].strip("_")),
+                                                 "train_seconds": 5.0})
+    write_csv(paths.table("oov_summary.csv"), pd.DataFrame({
+        "tokenizer": ["ehr_wordpiece", "general_bert_base_uncased"], "oov_words_per_note": [0.5, 20.0]}))
+    return paths, codes, y
+
+
+def test_run_analysis_writes_every_table_and_figure(tmp_path):
+    paths, codes, y = make_run(tmp_path)
+    # Shuffle one file's notes and codes: alignment by note id and code must undo it.
+    from bertxml_lib.predictions import load_predictions
+    p = load_predictions(paths.predictions_file("logreg_512"))
+    expected = metrics.micro_auc(y, p.test_probs)
+    order, cols = [5, 3, 1, 0, 2, 4], [2, 0, 3, 1]
+    save_predictions(paths.predictions_file("logreg_512"), p.codes[cols], p.dev_note_ids, p.dev_probs[:, cols],
+                     p.test_note_ids[order], p.test_probs[np.ix_(order, cols)])
+
+    res = analysis.run_analysis(tmp_path, low_freq_max=5, top_codes=3, high_auc=0.98, confused_top=2)
+    for name in ("table2.csv", "table3_low_frequency.csv", "table4_per_code.csv", "paper_vs_reproduced.csv",
+                 "confused_pairs.csv"):
+        assert paths.table(name).exists(), name
+    assert paths.figure("figure2_auc_distribution.png").read_bytes()[:4] == b"\x89PNG"
+    t2 = pd.read_csv(paths.table("table2.csv"))
+    assert t2["model"].tolist() == ["logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"]
+    assert t2.loc[0, "micro_auc"] == pytest.approx(expected, abs=1e-6)
+    assert t2.loc[1, "family"] == "cls" and np.isnan(t2.loc[1, "train_seconds"])
+    assert res["best_row"] == "ehr_mini_xml_1024" and len(res["table4"]) == 3
+    assert set(res["per_code_auc"]) == {"logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"}
+    assert res["table3"]["n_low_freq_codes"].tolist() == [2, 2, 2]  # E11.65 (4), J45.909 (3) < 5
+    assert res["table3"]["model"].tolist() == t2["model"].tolist()
+    assert set(res["table4"]["model"]) == {"ehr_mini_xml_1024"}
+    v = res["paper_vs_reproduced"].set_index("quantity")
+    assert v.loc["OOV words per note, general vs EHR vocabulary (3.2)", "reproduced"] == "20.00 vs 0.50"
+    assert v.loc["codes per training note (4.1)", "reproduced"] == pytest.approx(
+        np.mean([len(ls) + 1 for ls in pd.read_parquet(paths.cohort_notes)["labels"][:12]]))
+
+
+def test_run_analysis_without_predictions_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run notebooks 04 and 05"):
+        analysis.run_analysis(tmp_path)
+
+
+def test_bert_families_are_known_families():
+    assert set(BERT_FAMILIES) < set(FAMILIES)

@@ -1,0 +1,104 @@
+"""Bag-of-words logistic regression (paper 3.4.1, 4.3): truncation, train-only vocabulary, constant codes."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bertxml_lib import baselines
+from bertxml_lib.atomic import write_json
+from bertxml_lib.paths import RunPaths
+from bertxml_lib.predictions import load_predictions
+
+
+def test_first_words_lowercases_splits_on_word_characters_and_truncates():
+    assert baselines.first_words("Chest pain, HTN; chest X-ray.", 3) == ["chest", "pain", "htn"]
+    assert baselines.first_words("a b", 10) == ["a", "b"]
+    assert baselines.first_words("", 5) == []
+
+
+def test_vocabulary_is_fit_on_train_only_and_on_the_first_max_tokens_words():
+    train = ["alpha beta", "alpha gamma late_word"]
+    Y = np.array([[1], [0]])
+    # Train words within the first 2 words: alpha, beta, gamma ("late_word" is word 3 of note 2).
+    _, test_probs, info = baselines.bag_of_words_logreg(train, Y, ["x"], ["zzz_only_in_test", "", "late_word"],
+                                                        max_tokens=2)
+    assert info["vocab_size"] == 3
+    # A test-only word and a word seen only beyond max_tokens in train are not features: same as an empty note.
+    assert test_probs[0, 0] == test_probs[1, 0] == test_probs[2, 0]
+
+
+def test_codes_without_positives_or_negatives_get_constant_probabilities():
+    train = ["htn lisinopril", "asthma inhaler", "htn amlodipine", "cough asthma"]
+    Y = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]])  # code 1 never positive, code 2 always
+    dev_probs, test_probs, info = baselines.bag_of_words_logreg(train, Y, ["htn"], ["asthma", "htn"])
+    assert info["n_codes_constant"] == 2
+    assert (test_probs[:, 1] == 0.0).all() and (test_probs[:, 2] == 1.0).all()
+    assert test_probs[1, 0] > test_probs[0, 0]  # htn note scores higher for the htn code
+    assert dev_probs.shape == (1, 3) and test_probs.dtype == np.float32
+
+
+def test_separable_toy_task_ranks_perfectly_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    filler = ["patient", "seen", "today", "follow", "up", "clinic", "stable"]
+    evidence = ["hypertension", "asthma", "diabetes"]
+    texts, labels = [], []
+    for _ in range(60):
+        y = rng.integers(0, 2, size=3)
+        words = list(rng.choice(filler, size=6)) + [evidence[j] for j in range(3) if y[j]]
+        texts.append(" ".join(rng.permutation(words)))
+        labels.append(y)
+    Y = np.array(labels)
+    dev_a, test_a, _ = baselines.bag_of_words_logreg(texts[:40], Y[:40], texts[40:50], texts[50:], seed=3)
+    dev_b, test_b, _ = baselines.bag_of_words_logreg(texts[:40], Y[:40], texts[40:50], texts[50:], seed=3)
+    np.testing.assert_array_equal(test_a, test_b)
+    np.testing.assert_array_equal(dev_a, dev_b)
+    for j in range(3):
+        pos, neg = test_a[Y[50:, j] == 1, j], test_a[Y[50:, j] == 0, j]
+        assert pos.min() > neg.max()
+
+
+def test_single_fitted_code_works():
+    dev, test, info = baselines.bag_of_words_logreg(["a b", "c d"], np.array([[1], [0]]), ["a"], ["c", "a"])
+    assert info["n_codes_constant"] == 0 and test[1, 0] > test[0, 0]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"Y_train": np.array([[1], [0], [1]])}, "Y_train must be"),
+    ({"train_texts": [], "Y_train": np.zeros((0, 1))}, "n_train=0 > 0"),
+    ({"Y_train": np.array([[2], [0]])}, "0/1"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"C": 0.0}, "C > 0"),
+    ({"test_texts": ["ok", None]}, r"test_texts\[1\]"),
+])
+def test_bad_input_is_rejected(kwargs, match):
+    args = {"train_texts": ["a", "b"], "Y_train": np.array([[1], [0]]), "dev_texts": ["a"], "test_texts": ["b"]}
+    with pytest.raises(ValueError, match=match):
+        baselines.bag_of_words_logreg(**{**args, **kwargs})
+
+
+def test_run_logreg_writes_predictions_and_metrics(tmp_path):
+    rng = np.random.default_rng(1)
+    codes = ["I10", "J45.909"]
+    words = {"I10": "hypertension", "J45.909": "asthma"}
+    rows = []
+    for i, split in enumerate(["train"] * 30 + ["dev"] * 8 + ["test"] * 10):
+        labels = [c for c in codes if rng.random() < 0.5] or ([codes[i % 2]] if split != "train" else [])
+        text = " ".join(["patient seen in clinic today"] + [words[c] for c in labels])
+        rows.append({"patient_id": f"p{i}", "note_id": f"n{i}", "note_date": pd.Timestamp("2020-01-01"),
+                     "note_type": "progress note", "text": text, "split": split, "codes": labels, "labels": labels})
+    notes = pd.DataFrame(rows)
+    paths = RunPaths(tmp_path)
+    paths.cohort_dir.mkdir(parents=True)
+    notes.to_parquet(paths.cohort_notes, index=False)
+    write_json(paths.label_set, {"codes": codes, "descriptions": {c: c for c in codes},
+                                 "train_counts": {c: 10 for c in codes}, "min_train_count": 1})
+
+    record = baselines.run_logreg(tmp_path, max_tokens=512, C=1.0, seed=0)
+    assert record["model"] == "logreg_512" and record["family"] == "logreg" and record["max_len"] == 512
+    assert record["micro_auc"] == 1.0 and record["macro_auc"] == 1.0 and record["n_codes_skipped"] == 0
+    saved = json.loads(paths.metrics_file("logreg_512").read_text())
+    assert saved["micro_auc"] == record["micro_auc"] and "dev_micro_auc" in saved and "train_seconds" in saved
+    pred = load_predictions(paths.predictions_file("logreg_512"))
+    assert list(pred.codes) == codes and pred.test_probs.shape == (10, 2)
+    assert list(pred.test_note_ids) == [f"n{i}" for i in range(38, 48)]
