@@ -186,7 +186,7 @@ def mlm_example(model_dir: str | Path, tokenizer, text: str, n_tokens: int = 180
 
 
 def mlm_example_figure(example: pd.DataFrame, png_path: str | Path, title: str, show_text: bool = True,
-                       chars_per_line: int = 95) -> None:
+                       chars_per_line: int = 130, fontsize: float = 8.5) -> None:
     """Render Figure 1: the note's tokens in reading order, model predictions for [MASK] highlighted
     (green: the original token, orange: another token). Without `show_text` only positions are drawn."""
     import matplotlib
@@ -212,8 +212,9 @@ def mlm_example_figure(example: pd.DataFrame, png_path: str | Path, title: str, 
         line.append((w, c))
         width += len(w) + 1
     lines.append(line)
-    char_w = 1.0 / chars_per_line
-    fig = plt.figure(figsize=(11, 0.28 * len(lines) + 0.9), dpi=120)
+    width_in = 11.0
+    char_w = 0.6 * fontsize / (72 * width_in * 0.98)  # a monospace glyph is ~0.6 em wide, in axes units
+    fig = plt.figure(figsize=(width_in, 0.28 * len(lines) + 0.9), dpi=120)
     ax = fig.add_axes([0.01, 0.01, 0.98, 0.98 - 0.5 / fig.get_figheight()])
     ax.set_axis_off()
     ax.set_xlim(0, 1)
@@ -222,7 +223,7 @@ def mlm_example_figure(example: pd.DataFrame, png_path: str | Path, title: str, 
         x = 0.0
         for w, c in ln:
             bbox = {"facecolor": c, "edgecolor": "none", "pad": 1.5} if c else None
-            ax.text(x, y + 0.5, w, family="monospace", fontsize=8.5, va="center", bbox=bbox)
+            ax.text(x, y + 0.5, w, family="monospace", fontsize=fontsize, va="center", bbox=bbox)
             x += (len(w) + 1) * char_w
     n_masked = int(example["masked"].sum())
     acc = example.loc[example["masked"], "correct"].mean() if n_masked else float("nan")
