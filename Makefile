@@ -23,9 +23,9 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-# Refresh the README's committed figures from the quick profile's run.
+# Refresh the README's results section and committed figures from the quick profile's run.
 figures: run
-	cp results/quick/figures/figure*.png figures/
+	$(BIN)/python -m bertxml_lib.readme_results results/quick
 
 clean:
 	rm -rf results

@@ -69,3 +69,18 @@ def test_nbval_lax_on_executed_analysis_notebooks(ci_run):
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                            "--rootdir", str(out), *books], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_readme_results_section_is_generated_from_the_tables(ci_run, tmp_path):
+    from bertxml_lib.readme_results import END, START, update_readme
+
+    out, _ = ci_run
+    readme = tmp_path / "README.md"
+    (tmp_path / "figures").mkdir()
+    readme.write_text(f"# x\n{START}\nold\n{END}\ntail\n")
+    update_readme(out, readme)
+    text = readme.read_text()
+    table2 = pd.read_csv(out / "tables/table2.csv")
+    assert "old" not in text and text.endswith("tail\n")
+    assert all(m in text for m in table2["model"]) and f"{table2['micro_auc'].iloc[0]:.3f}" in text
+    assert (tmp_path / "figures" / "figure2_auc_distribution.png").exists()

@@ -1,5 +1,6 @@
 """run_all's plan: one 04 execution per Table 2 row, fingerprints that change exactly where they should,
 and usage errors (exit 2) before anything runs."""
+import json
 import subprocess
 import sys
 
@@ -59,3 +60,15 @@ def test_list_and_dry_run(tmp_path):
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "04_finetuning-ehr_big_xml_1024" in proc.stdout and "GPU-hours" in proc.stdout
+
+
+def test_a_failing_notebook_exits_1_naming_notebook_and_cell(tmp_path):
+    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "ci", "--out", str(tmp_path / "o"),
+                           "--only", "01", "--set", "cohort.min_train_count=100000", "--no-site"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "01_cohort failed in cell" in proc.stderr and "min_train_count" in proc.stderr
+    assert not (tmp_path / "o" / "notebooks" / "01_cohort.ipynb").exists()  # no half-written output
+    assert (tmp_path / "o" / "failed" / "01_cohort.ipynb").exists()
+    manifest = json.loads((tmp_path / "o" / "run_manifest.json").read_text())
+    assert [n["status"] for n in manifest["notebooks"] if n["name"] == "01_cohort"] == ["failed"]
