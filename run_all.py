@@ -5,7 +5,7 @@
     python run_all.py --profile ci --set cohort.min_train_count=5 --set 04.finetune.epochs=2
     python run_all.py --list | --dry-run | --only 06 07 | --from 04 | --force
 
-Exit status: 0 ok, 1 a notebook failed, 2 usage or bad input.
+Exit status: 0 ok, 1 a notebook failed, 2 usage or bad input (a notebook's DataError/ConfigError too).
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             statuses[job.name] = {"status": "failed"}
             runner.write_manifest(out_dir, args.profile, flat, jobs, statuses, time.perf_counter() - started)
             print(f"run_all.py: {exc}", file=sys.stderr)
-            return 1
+            return 2 if exc.bad_input else 1
         statuses[job.name] = {"status": "executed", "seconds": round(seconds, 2)}
         print(f"{label}: executed in {seconds:.1f}s", flush=True)
 

@@ -106,10 +106,12 @@ def build_cohort(
     paths = RunPaths(out_dir)
     raw_codes = raw_codes.assign(code=raw_codes["code"].map(icd.normalize_code))
     notes, dropped = filter_notes(raw_notes, min_chars, excluded_types)
-    notes = notes.assign(split=assign_splits(notes, seed, split_fractions))
+    given = "split" in notes.columns  # a source may fix the split (a csv `split` column, CodiEsp's official one)
+    notes = notes.assign(split=notes["split"] if given else assign_splits(notes, seed, split_fractions))
     for name in SPLITS:
         if not (notes["split"] == name).any():
-            raise ValueError(f"cohort: the {name} split has no notes ({len(notes)} notes in all); use more patients")
+            hint = "the source's split column assigns none" if given else "use more patients"
+            raise ValueError(f"cohort: the {name} split has no notes ({len(notes)} notes in all); {hint}")
     codes = impute_chronic(notes, raw_codes, chronic_min_count)
     train_ids = set(notes.loc[notes["split"] == "train", "note_id"])
     label_codes, train_counts = build_label_set(codes, train_ids, min_train_count)
@@ -133,6 +135,8 @@ def build_cohort(
     })
     stats = cohort_statistics(notes, codes, dropped, label_codes)
     stats["split_hash"] = split_hash(notes)
+    stats["split_source"] = "given" if given else "patient_hash"
+    stats["patients_in_several_splits"] = int((notes.groupby("patient_id")["split"].nunique() > 1).sum())
     write_json(paths.cohort_dir / "stats.json", stats)
     return stats
 

@@ -125,16 +125,31 @@ def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook:
 
     speed = {config.param_name(k) for k in config.speed_only_keys()} | {"out_dir"}
     lib = library_hash()
+    data = source_data_hash(flat)
     done: dict[str, str] = {}
     for job in jobs:
         h = hashlib.sha256()
         h.update(job.notebook.read_bytes())
+        if not job.upstream:
+            h.update(data.encode())
         h.update(json.dumps({k: v for k, v in job.params.items() if k not in speed}, sort_keys=True).encode())
         h.update(lib.encode())
         for up in job.upstream:
             h.update(done[up].encode())
         job.fingerprint = done[job.name] = h.hexdigest()[:20]
     return jobs, flat
+
+
+def source_data_hash(flat: dict[str, Any]) -> str:
+    """Hash of the real data files a profile reads (none for the synthetic source, which the seed fixes)."""
+    from .sources import file_hash
+
+    parts = []
+    for key in ("data.notes", "data.codes", "data.dir"):
+        value = flat.get(key) or ""
+        if value and flat.get("data.source") != "synthetic" and Path(value).exists():
+            parts.append(f"{key}={file_hash(value)}")
+    return ";".join(parts)
 
 
 def cache_file(out_dir: Path, job: Job) -> Path:
@@ -152,10 +167,18 @@ def is_cached(out_dir: Path, job: Job) -> bool:
     return read_json(marker).get("fingerprint") == job.fingerprint
 
 
+# Errors a notebook raises because of the user's input, not a bug: run_all exits 2 for them.
+INPUT_ERRORS = {"DataError", "ConfigError"}
+
+
 class NotebookFailed(RuntimeError):
-    def __init__(self, job: Job, cell: int | None, message: str):
+    def __init__(self, job: Job, cell: int | None, message: str, ename: str = ""):
         super().__init__(f"{job.name} failed" + (f" in cell {cell}" if cell is not None else "") + f": {message}")
-        self.job, self.cell = job, cell
+        self.job, self.cell, self.ename = job, cell, ename
+
+    @property
+    def bad_input(self) -> bool:
+        return self.ename in INPUT_ERRORS
 
 
 def execute(job: Job, out_dir: Path, timeout_s: int) -> float:
@@ -175,7 +198,8 @@ def execute(job: Job, out_dir: Path, timeout_s: int) -> float:
             failed.parent.mkdir(parents=True, exist_ok=True)
             if tmp.exists():
                 tmp.replace(failed)
-            raise NotebookFailed(job, exc.exec_count, f"{exc.ename}: {exc.evalue} (executed copy: {failed})") from None
+            raise NotebookFailed(job, exc.exec_count, f"{exc.ename}: {exc.evalue} (executed copy: {failed})",
+                                 exc.ename) from None
     seconds = time.perf_counter() - start
     write_json(cache_file(out_dir, job), {"fingerprint": job.fingerprint, "seconds": round(seconds, 2)})
     return seconds

@@ -79,3 +79,15 @@ def test_empty_label_set_is_a_clear_error(tmp_path, hand_notes):
                                        for k in range(20)]), codes, tmp_path, seed=0, min_chars=50,
                             excluded_types=[], split_fractions=[0.7, 0.1, 0.2], chronic_min_count=2,
                             min_train_count=1000)
+
+
+def test_a_split_given_by_the_source_is_honoured(tmp_path, hand_notes):
+    notes = pd.concat([hand_notes.assign(patient_id=hand_notes["patient_id"] + f"_{k}",
+                                         note_id=hand_notes["note_id"] + f"_{k}") for k in range(10)])
+    notes["split"] = ["train"] * 30 + ["dev"] * 10 + ["test"] * 10
+    codes = pd.DataFrame({"note_id": notes["note_id"], "code": ["I10"] * len(notes)})
+    stats = cohort.build_cohort(notes, codes, tmp_path, seed=0, min_chars=50, excluded_types=[],
+                                split_fractions=[0.7, 0.1, 0.2], chronic_min_count=2, min_train_count=5)
+    c = cohort.load_cohort(tmp_path)
+    assert dict(zip(c.notes["note_id"], c.notes["split"])) == dict(zip(notes["note_id"], notes["split"]))
+    assert stats["split_source"] == "given"

@@ -3,6 +3,7 @@ and usage errors (exit 2) before anything runs."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,6 @@ from conftest import REPO
 
 
 def _plan(sets=None, per=None, tmp="/tmp/plan"):
-    from pathlib import Path
-
     return runner.plan("ci", Path(tmp), sets or {}, per or {})[0]
 
 
@@ -72,3 +71,21 @@ def test_a_failing_notebook_exits_1_naming_notebook_and_cell(tmp_path):
     assert (tmp_path / "o" / "failed" / "01_cohort.ipynb").exists()
     manifest = json.loads((tmp_path / "o" / "run_manifest.json").read_text())
     assert [n["status"] for n in manifest["notebooks"] if n["name"] == "01_cohort"] == ["failed"]
+
+
+def test_bad_real_data_exits_2_and_data_files_enter_the_fingerprint(tmp_path):
+    notes = tmp_path / "notes.csv"
+    notes.write_text("patient_id,note_id,text\np1,n1," + "a" * 60 + "\np2,n1," + "b" * 60 + "\n")
+    codes = tmp_path / "codes.csv"
+    codes.write_text("note_id,code\nn1,I10\n")
+    sets = ["--set", "data.source=csv", f"data.notes={notes}", f"data.codes={codes}"]
+    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "ci", "--out", str(tmp_path / "o"),
+                           "--only", "01", "--no-site", *sets], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "DataError" in proc.stderr and "duplicate note_id" in proc.stderr and str(notes) in proc.stderr
+
+    flat = {"data.source": "csv", "data.notes": str(notes), "data.codes": str(codes)}
+    before = runner.source_data_hash(flat)
+    codes.write_text("note_id,code\nn1,E78.5\n")
+    assert runner.source_data_hash(flat) != before
+    assert runner.source_data_hash(flat | {"data.source": "synthetic"}) == ""
