@@ -24,3 +24,25 @@ def hand_notes() -> pd.DataFrame:
         "note_type": ["progress note"] * 5,
         "text": ["x" * 60] * 5,
     })
+
+
+TOY_WORDS = "alpha beta gamma delta patient pain right hip fracture chest cough fever history".split()
+
+
+def make_toy_tokenizer():
+    """A WordPiece tokenizer trained on 50 toy sentences, wrapped as an HF fast tokenizer (shared by the
+    segment, modeling and fine-tuning tests)."""
+    import random
+
+    import transformers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    rng = random.Random(0)
+    sentences = [" ".join(rng.choice(TOY_WORDS) for _ in range(8)) for _ in range(50)]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(sentences, trainers.WordPieceTrainer(
+        vocab_size=120, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    return transformers.BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                          cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")

@@ -6,27 +6,15 @@ import pytest
 import torch
 import transformers
 from sklearn.metrics import roc_auc_score
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from bertxml_lib.finetune import FinetuneConfig, finetune, predict_notes, predict_with_attention
 from bertxml_lib.modeling import BertForIcdCoding
 from bertxml_lib.segments import encode_notes
+from conftest import TOY_WORDS
+from conftest import make_toy_tokenizer as make_tokenizer
 
-WORDS = "alpha beta gamma delta patient pain right hip fracture chest cough fever history".split()
+WORDS = TOY_WORDS
 FILLER = [w for w in WORDS if w not in ("alpha", "beta")]
-
-
-def make_tokenizer() -> transformers.BertTokenizerFast:
-    """A WordPiece tokenizer trained on 50 toy sentences, wrapped as an HF fast tokenizer."""
-    rng = random.Random(0)
-    sentences = [" ".join(rng.choice(WORDS) for _ in range(8)) for _ in range(50)]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(sentences, trainers.WordPieceTrainer(
-        vocab_size=120, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    return transformers.BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                          cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
 def toy_notes(n: int, seed: int) -> tuple[list[str], np.ndarray]:

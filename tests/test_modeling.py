@@ -1,31 +1,16 @@
 """Encoder configs (Table 1), the [CLS] and BERT-XML heads (eqs. 1-4), checkpoints and label init (3.3.2)."""
-import random
 
 import numpy as np
 import pytest
 import torch
 import transformers
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from bertxml_lib.encoders import ENCODERS, make_bert_config
 from bertxml_lib.modeling import (BertForIcdCoding, XmlHead, extend_position_embeddings, from_pretrained_encoder,
                                   init_label_vectors)
+from conftest import make_toy_tokenizer as make_tokenizer
 
 CODES = ["I10", "E11.9", "S72.001A"]
-
-
-def make_tokenizer() -> transformers.BertTokenizerFast:
-    """A WordPiece tokenizer trained on 50 toy sentences, wrapped as an HF fast tokenizer."""
-    words = "alpha beta gamma delta patient pain right hip fracture chest cough fever history".split()
-    rng = random.Random(0)
-    sentences = [" ".join(rng.choice(words) for _ in range(8)) for _ in range(50)]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(sentences, trainers.WordPieceTrainer(
-        vocab_size=120, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    return transformers.BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                          cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
 def tiny_config(head: str = "xml", max_positions: int = 64) -> transformers.BertConfig:

@@ -5,26 +5,12 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from bertxml_lib.segments import (encode_notes, length_bucketed_batches, max_pool_segments, pad_batch, pad_fraction,
                                   split_into_segments)
+from conftest import make_toy_tokenizer as make_tokenizer
 
 CLS, SEP = 2, 3
-
-
-def make_tokenizer() -> transformers.BertTokenizerFast:
-    """A WordPiece tokenizer trained on 50 toy sentences, wrapped as an HF fast tokenizer."""
-    words = "alpha beta gamma delta patient pain right hip fracture chest cough fever history".split()
-    rng = random.Random(0)
-    sentences = [" ".join(rng.choice(words) for _ in range(8)) for _ in range(50)]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(sentences, trainers.WordPieceTrainer(
-        vocab_size=120, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    return transformers.BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                          cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
 def test_split_eleven_tokens_max_len_six():
