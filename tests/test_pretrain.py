@@ -58,3 +58,25 @@ def test_pretraining_lowers_dev_loss_is_deterministic_and_loads(corpus, tmp_path
     assert encoder.config.max_position_embeddings == 1024 and encoder.config.hidden_size == 64
     example = mlm_example(tmp_path / "a", tok, texts[140], n_tokens=64, seed=0)
     assert example["masked"].any() and (example.loc[example["masked"], "predicted"] != "").all()
+
+
+def test_continued_pretraining_of_offshelf_model_extends_positions(corpus, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from bertxml_lib.offshelf import offshelf_model_dir
+    from bertxml_lib.pretrain import continue_pretraining
+
+    _, texts = corpus
+    cfg = PretrainConfig(encoder="offshelf", max_len=64, epochs=1, batch_tokens=1024, lr=1e-4, seed=0)
+    curve = continue_pretraining(texts[:12], texts[12:16], cfg, tmp_path / "cont", progress=False)
+    assert curve["loss"].notna().all() and (curve["split"] == "train").sum() >= 1
+    model = BertForMaskedLM.from_pretrained(tmp_path / "cont")
+    original = load_file(offshelf_model_dir() / "model.safetensors")
+    assert model.config.max_position_embeddings == 1024
+    assert model.bert.embeddings.position_embeddings.weight.shape == (1024, 384)
+    assert model.config.vocab_size == 30522  # its own general-domain vocabulary, saved alongside
+    assert len(AutoTokenizer.from_pretrained(tmp_path / "cont")) == 30522
+    key = next(k for k in original if k.endswith("word_embeddings.weight"))
+    # Continued, not restarted: after a few small steps the encoder stays close to the original.
+    assert torch.allclose(model.bert.embeddings.word_embeddings.weight, original[key], atol=1e-2)
