@@ -36,6 +36,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--force", action="store_true", help="re-execute even when cached")
     ap.add_argument("--out", type=Path, help="output folder (default results/<profile>)")
     ap.add_argument("--no-site", action="store_true", help="skip rendering the HTML site")
+    ap.add_argument("--bench", type=Path, help="with --dry-run: a `bertxml_lib.bench pretrain --json` file to estimate from")
+    ap.add_argument("--gpus", type=int, default=1, help="with --dry-run and --bench: number of devices")
     return ap.parse_args(argv)
 
 
@@ -59,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             from bertxml_lib.estimate import describe_cost
 
-            print(describe_cost(flat))
+            import json
+
+            bench = json.loads(args.bench.read_text()) if args.bench else None
+            print(describe_cost(flat, bench, args.gpus))
         return 0
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""`run_all.py --dry-run`: a back-of-the-envelope cost of a profile (FLOPs -> GPU hours), clearly an estimate."""
+"""`run_all.py --dry-run`: the cost of a profile — from a measured benchmark when one is given, else from FLOPs."""
 from __future__ import annotations
 
 from .encoders import ENCODERS
@@ -19,7 +19,30 @@ def encoder_params(name: str, vocab: int) -> tuple[float, float]:
     return float(body), float((vocab + c["max_position_embeddings"]) * d)
 
 
-def describe_cost(flat: dict) -> str:
+def per_token_flops(encoder: str, vocab: int, seq: int) -> float:
+    """Training FLOPs per token (6·N body + attention at mean length `seq`), for scaling measurements."""
+    body, _ = encoder_params(encoder, vocab)
+    return 6 * body + 12 * ENCODERS[encoder]["hidden_size"] * ENCODERS[encoder]["num_hidden_layers"] * seq
+
+
+def measured_epoch_hours(flat: dict, bench: dict, gpus: int) -> list[str]:
+    """Hours per pretraining epoch on `gpus` devices like the benchmark's, from its fastest rung's
+    measured real tokens/s, scaled to each profile encoder by FLOPs per token (an extrapolation)."""
+    best = max(bench["rungs"] + [bench["baseline"]], key=lambda r: r.get("real_tokens_per_s") or 0)
+    vocab = flat["tokenizer.vocab_size"]
+    train_tokens = 0.7 * flat["data.n_patients"] * NOTES_PER_PATIENT * TOKENS_PER_NOTE
+    ref = per_token_flops(bench["encoder"], vocab, 165)
+    lines = [f"measured: {best['real_tokens_per_s']:,.0f} real tokens/s ({best['name']}, encoder "
+             f"{bench['encoder']}, {bench['machine']['device']}, {bench['machine']['date']})"]
+    for enc in flat["pretrain.encoders"]:
+        rate = best["real_tokens_per_s"] * ref / per_token_flops(enc, vocab, 165) * gpus
+        lines.append(f"  {enc}: ~{train_tokens / rate / 3600:,.1f} h per pretraining epoch on {gpus} such device(s), "
+                     f"{flat['pretrain.epochs']} epochs ~{flat['pretrain.epochs'] * train_tokens / rate / 3600:,.1f} h "
+                     "(scaled by FLOPs per token; assumes linear scaling across devices)")
+    return lines
+
+
+def describe_cost(flat: dict, bench: dict | None = None, gpus: int = 1) -> str:
     notes = flat["data.n_patients"] * NOTES_PER_PATIENT
     train_tokens = 0.7 * notes * TOKENS_PER_NOTE
     lines = [f"estimate for {int(notes):,} notes (~{train_tokens:,.0f} training tokens), "
@@ -35,4 +58,9 @@ def describe_cost(flat: dict) -> str:
                      f"pretraining {pre:.2e} FLOPs ≈ {pre / GPU_FLOPS / 3600:.1f} GPU-hours, "
                      f"{n_rows} fine-tuning rows {fine:.2e} FLOPs ≈ {fine / GPU_FLOPS / 3600:.1f} GPU-hours")
     lines.append("  (2 CPU cores sustain roughly 5e10 FLOP/s: multiply the GPU hours by ~8,000 for CPU.)")
+    if bench is not None:
+        lines += measured_epoch_hours(flat, bench, gpus)
+    else:
+        lines.append("  pass --bench FILE (from `python -m bertxml_lib.bench pretrain --json FILE` on the target "
+                     "device) for an estimate from measured throughput")
     return "\n".join(lines)

@@ -89,3 +89,14 @@ def test_bad_real_data_exits_2_and_data_files_enter_the_fingerprint(tmp_path):
     codes.write_text("note_id,code\nn1,E78.5\n")
     assert runner.source_data_hash(flat) != before
     assert runner.source_data_hash(flat | {"data.source": "synthetic"}) == ""
+
+
+def test_dry_run_estimates_from_a_measured_benchmark(tmp_path):
+    bench = {"encoder": "mini", "machine": {"device": "cuda", "date": "d"},
+             "baseline": {"name": "baseline", "real_tokens_per_s": 1000.0},
+             "rungs": [{"name": "fast", "real_tokens_per_s": 4000.0}]}
+    (tmp_path / "b.json").write_text(json.dumps(bench))
+    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "paper", "--dry-run", "--out", str(tmp_path / "o"),
+                           "--bench", str(tmp_path / "b.json"), "--gpus", "4"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "measured: 4,000 real tokens/s (fast" in proc.stdout and "on 4 such device(s)" in proc.stdout
