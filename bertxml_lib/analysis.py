@@ -1,8 +1,11 @@
-"""Notebook 06 — Table 2, Tables 3-4, Figure 2, confused related codes, paper vs reproduced (paper 4.4).
+"""Notebook 06 — Table 2 with the full metric set and CIs, Tables 3-4, Figure 2, frequency bins, confused codes (4.4).
 
-Every number is recomputed from `predictions/<row>.npz` (test probabilities) and the cohort's test
-labels; `metrics/<row>.json` only supplies descriptive fields (family, encoder, max_len, train time).
-The paper's numbers come from `paper_results` (package data), never from code.
+Every number is recomputed from `predictions/<row>.npz` and the cohort's labels: F1 thresholds from
+the dev probabilities and dev labels only (`thresholds`), every metric from the test probabilities,
+95% CIs from a patient-level bootstrap of the test notes (`metrics.bootstrap_metrics`; one set of
+resamples shared by all rows). `metrics/<row>.json` only supplies descriptive fields (family,
+encoder, max_len, train time). The paper's numbers come from `paper_results`, compared in
+`paper_compare`.
 """
 from __future__ import annotations
 
@@ -14,13 +17,15 @@ import numpy as np
 import pandas as pd
 
 from . import icd, metrics
-from .paper_results import BERT_FAMILIES, FAMILIES, paper_facts, paper_table2, paper_table4
+from .paper_compare import paper_vs_reproduced  # noqa: F401  (re-exported: notebook 06 and tests use it here)
+from .paper_results import FAMILIES, paper_table4
 from .predictions import Predictions
 
 _ROW_RE = re.compile(r"^ehr_(?P<encoder>[a-z0-9]+)_(?P<family>cls|xml)_(?P<max_len>\d+)$")
 _LOGREG_RE = re.compile(r"^logreg_(?P<max_len>\d+)$")
-TABLE2_COLUMNS = ["model", "family", "encoder", "max_len", "micro_auc", "macro_auc", "n_codes", "n_codes_skipped",
-                  "train_seconds"]
+CI_COLUMNS = [f"{m}_ci_{side}" for m in metrics.METRICS for side in ("low", "high")]
+TABLE2_COLUMNS = ["model", "family", "encoder", "max_len", *metrics.METRICS, *CI_COLUMNS, "threshold",
+                  "threshold_mode", "n_codes", "n_codes_skipped", "n_bootstrap", "train_seconds"]
 
 
 def row_meta(row: str, meta: dict | None = None) -> dict:
@@ -40,16 +45,19 @@ def row_meta(row: str, meta: dict | None = None) -> dict:
             "train_seconds": float(seconds) if seconds is not None else np.nan}
 
 
-def align_probs(pred: Predictions, note_ids: Sequence[str], codes: Sequence[str]) -> np.ndarray:
-    """`pred.test_probs` reordered to `note_ids` (rows) and `codes` (columns): `(n_test, L)`."""
-    row_of = {n: i for i, n in enumerate(map(str, pred.test_note_ids))}
+def align_probs(pred: Predictions, note_ids: Sequence[str], codes: Sequence[str], split: str = "test") -> np.ndarray:
+    """`pred.<split>_probs` reordered to `note_ids` (rows) and `codes` (columns): `(n_notes, L)`."""
+    if split not in ("dev", "test"):
+        raise ValueError(f"split must be 'dev' or 'test', got {split!r}")
+    ids, probs = getattr(pred, f"{split}_note_ids"), getattr(pred, f"{split}_probs")
+    row_of = {n: i for i, n in enumerate(map(str, ids))}
     col_of = {c: j for j, c in enumerate(map(str, pred.codes))}
     missing_notes = [n for n in note_ids if str(n) not in row_of]
     missing_codes = [c for c in codes if c not in col_of]
     if missing_notes or missing_codes:
-        raise ValueError(f"predictions {pred.row!r} lack {len(missing_notes)} test notes (e.g. {missing_notes[:3]}) "
+        raise ValueError(f"predictions {pred.row!r} lack {len(missing_notes)} {split} notes (e.g. {missing_notes[:3]}) "
                          f"and {len(missing_codes)} codes (e.g. {missing_codes[:3]}) of the cohort")
-    return pred.test_probs[np.ix_([row_of[str(n)] for n in note_ids], [col_of[c] for c in codes])]
+    return probs[np.ix_([row_of[str(n)] for n in note_ids], [col_of[c] for c in codes])]
 
 
 def _probs(pred: Predictions, test_labels: np.ndarray) -> np.ndarray:
@@ -68,17 +76,32 @@ def _sort_key(family: str, encoder: str, max_len) -> tuple:
             ("cls", "xml").index(family) if family in ("cls", "xml") else -1, max_len or 0)
 
 
-def table2(preds: list[Predictions], test_labels: np.ndarray, metrics_meta: dict[str, dict]) -> pd.DataFrame:
-    """Table 2: test micro/macro AUC of every row, recomputed from its test probabilities."""
+def table2(preds: list[Predictions], test_labels: np.ndarray, metrics_meta: dict[str, dict],
+           thresholds: dict[str, float | np.ndarray] | None = None, patient_ids: Sequence[str] | None = None,
+           n_bootstrap: int = 0, seed: int = 0) -> pd.DataFrame:
+    """Table 2: every metric of `metrics.METRICS` on test, with patient-bootstrap 95% CIs.
+
+    `thresholds[row]` is the row's dev-tuned F1 threshold (`thresholds.tune`; a float or one per
+    code); F1 columns are NaN for rows without one. CI columns are NaN unless `patient_ids` (one per
+    test note) and `n_bootstrap > 0` are given; every row uses the same resamples (`seed`).
+    """
+    thresholds = thresholds or {}
     rows = []
     for pred in preds:
         probs = _probs(pred, test_labels)
-        macro, skipped = metrics.macro_auc(test_labels, probs)
+        threshold = thresholds.get(pred.row)
         meta = row_meta(pred.row, metrics_meta.get(pred.row))
-        rows.append({"model": pred.row, "family": meta["family"], "encoder": meta["encoder"],
-                     "max_len": meta["max_len"], "micro_auc": metrics.micro_auc(test_labels, probs),
-                     "macro_auc": macro, "n_codes": probs.shape[1], "n_codes_skipped": skipped,
-                     "train_seconds": meta["train_seconds"]})
+        row = {"model": pred.row, "family": meta["family"], "encoder": meta["encoder"], "max_len": meta["max_len"]}
+        row |= metrics.score_all(test_labels, probs, threshold)
+        if patient_ids is not None and n_bootstrap > 0:
+            row |= metrics.confidence_intervals(
+                metrics.bootstrap_metrics(test_labels, probs, threshold, patient_ids, n_bootstrap, seed))
+        per_code = threshold is not None and np.ndim(threshold) == 1
+        row |= {"threshold": np.nan if threshold is None else float(np.median(threshold)),
+                "threshold_mode": "" if threshold is None else ("dev_per_code_median" if per_code else "dev_global"),
+                "n_codes": probs.shape[1], "n_codes_skipped": int((~metrics.evaluable_codes(test_labels)).sum()),
+                "n_bootstrap": n_bootstrap if patient_ids is not None else 0, "train_seconds": meta["train_seconds"]}
+        rows.append(row)
     rows.sort(key=lambda r: _sort_key(r["family"], r["encoder"], r["max_len"]))
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
 
@@ -197,176 +220,80 @@ def confused_pairs(pred: Predictions, test_labels: np.ndarray, codes: Sequence[s
                                        "confused_description", "same_category", "rate", "n_compared", "other_rate"])
 
 
-# ---------------------------------------------------------------------------------------------
-# Paper vs reproduced: each `holds` is computed from the two tables, never typed.
-# ---------------------------------------------------------------------------------------------
+def frequency_bin_of(counts: Sequence[int], n_bins: int) -> np.ndarray:
+    """Bin `(n_codes,)` of each code by training count: quantile bins, 0 = rarest, ties share a bin.
 
-def _pairs(df: pd.DataFrame, group: list[str], col: str, better, worse, metric: str) -> list[tuple[str, float, float]]:
-    """(group label, metric of `better`, metric of `worse`) for every group that has both values of `col`."""
-    out = []
-    for key, g in df.groupby(group, sort=False, dropna=False):
-        a, b = g[g[col] == better], g[g[col] == worse]
-        if len(a) and len(b):
-            label = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if str(k))
-            out.append((label, float(a[metric].max()), float(b[metric].max())))
-    return out
-
-
-def _pairs_text(pairs) -> str:
-    return "; ".join(f"{label}: {a:.3f} vs {b:.3f}" for label, a, b in pairs) or "no such pair"
-
-
-def _holds(ok: bool | None) -> str:
-    return "n.a." if ok is None else ("yes" if ok else "no")
-
-
-def _pair_claim(quantity: str, paper_pairs, our_pairs) -> dict:
-    ok = None if not our_pairs else all(a > b for _, a, b in our_pairs)
-    failing = [label for label, a, b in our_pairs if not a > b]
-    note = ("no comparable pair of rows was run" if ok is None else
-            f"does not reproduce for {', '.join(failing)}" if failing else "every comparable pair agrees")
-    return {"quantity": quantity, "paper": _pairs_text(paper_pairs), "reproduced": _pairs_text(our_pairs),
-            "holds": _holds(ok), "note": note}
-
-
-def paper_vs_reproduced(table2_df: pd.DataFrame, table3_df: pd.DataFrame | None = None,
-                        high_auc_count: dict | None = None, confused_df: pd.DataFrame | None = None,
-                        oov: dict | None = None, codes_per_note: float | None = None) -> pd.DataFrame:
-    """The paper's findings (Table 2, Table 3, 4.4, 3.2, 4.1) beside ours: `quantity, paper, reproduced, holds, note`.
-
-    `high_auc_count`: `{"row", "n_high", "n_evaluated", "threshold"}`; `oov`: `{"general", "ehr"}` OOV
-    words per note; `holds` is yes/no where the finding is a comparison, n.a. where the number is a
-    property of the data or nothing comparable was run.
+    The paper splits at 2,000 training notes (Table 3); a fixed count does not scale with the cohort,
+    so codes are cut at the quantiles of their training counts (about equal codes per bin).
     """
-    facts, paper = paper_facts(), paper_table2()
-    ours = table2_df.copy()
-    rows: list[dict] = []
-    p_best, o_best = paper.loc[paper["micro_auc"].idxmax()], ours.loc[ours["micro_auc"].idxmax()]
-    p_shape = (p_best["family"], p_best["max_len"] == paper["max_len"].max())
-    o_shape = (o_best["family"], o_best["max_len"] == ours["max_len"].max())
-    rows.append({"quantity": "best row by micro AUC is BERT-XML at the longest input", "paper": p_best["model"],
-                 "reproduced": o_best["model"], "holds": _holds(o_shape == p_shape),
-                 "note": f"ours is family {o_best['family']} at max_len {o_best['max_len']}"})
-    for metric in ("micro_auc", "macro_auc"):
-        rows.append({"quantity": f"best {metric.replace('_', ' ').replace('auc', 'AUC')} (Table 2)",
-                     "paper": round(float(paper[metric].max()), 3), "reproduced": round(float(ours[metric].max()), 4),
-                     "holds": "n.a.", "note": "absolute AUCs depend on the cohort; compare orderings, not values"})
-    p_bert, o_bert = paper[paper["family"].isin(BERT_FAMILIES)], ours[ours["family"].isin(BERT_FAMILIES)]
-    for metric in ("micro_auc", "macro_auc"):
-        p_lr, o_lr = paper.loc[paper["family"] == "logreg", metric], ours.loc[ours["family"] == "logreg", metric]
-        p_pairs = [(r["model"], r[metric], float(p_lr.max())) for _, r in p_bert.iterrows()]
-        o_pairs = [(r["model"], r[metric], float(o_lr.max())) for _, r in o_bert.iterrows()] if len(o_lr) else []
-        claim = _pair_claim(f"every BERT row beats logistic regression ({metric.split('_')[0]} AUC)", [], o_pairs)
-        n_ok = sum(a > b for _, a, b in p_pairs)
-        claim["paper"] = f"{n_ok}/{len(p_pairs)} BERT rows above LogReg {float(p_lr.max()):.3f}"
-        if o_pairs:
-            claim["reproduced"] = (f"{sum(a > b for _, a, b in o_pairs)}/{len(o_pairs)} BERT rows above LogReg "
-                                   f"{float(o_lr.max()):.4f}")
-        rows.append(claim)
-    p_ehr, o_ehr = paper[paper["family"].isin(["cls", "xml"])], ours[ours["family"].isin(["cls", "xml"])]
-    for metric in ("micro_auc", "macro_auc"):
-        rows.append(_pair_claim(f"XML head beats [CLS] head at max_len 1024 ({metric.split('_')[0]} AUC)",
-                                _pairs(p_ehr[p_ehr["max_len"] == 1024], ["encoder"], "family", "xml", "cls", metric),
-                                _pairs(o_ehr[o_ehr["max_len"] == 1024], ["encoder"], "family", "xml", "cls", metric)))
-    for metric in ("micro_auc", "macro_auc"):
-        rows.append(_pair_claim(f"max_len 1024 beats 512 ({metric.split('_')[0]} AUC)",
-                                _pairs(paper, ["family", "encoder"], "max_len", 1024, 512, metric),
-                                _pairs(ours, ["family", "encoder"], "max_len", 1024, 512, metric)))
-    timed = _pairs(ours.dropna(subset=["train_seconds"]), ["family", "encoder"], "max_len", 1024, 512, "train_seconds")
-    rows.append({"quantity": "training time at max_len 1024 / at 512", "paper": facts["training_time"]["ratio_1024_vs_512"],
-                 "reproduced": round(float(np.mean([a / b for _, a, b in timed if b > 0])), 2) if timed else "not run",
-                 "holds": "n.a.",
-                 "note": "wall time of whole fine-tuning runs on this machine; batches are length-bucketed, so short "
-                         "notes are not padded to max_len and the ratio is not the paper's padded-batch ratio"})
-    rows += _table3_claims(facts, paper, ours, table3_df)
-    rows.append(_high_auc_claim(facts, high_auc_count))
-    rows.append(_confusion_claim(facts, confused_df))
-    o = facts["oov_words_per_note"]
-    rows.append({"quantity": "OOV words per note, general vs EHR vocabulary (3.2)", "paper": f"{o['general']} vs {o['ehr']}",
-                 "reproduced": f"{oov['general']:.2f} vs {oov['ehr']:.2f}" if oov else "not measured",
-                 "holds": _holds(None if not oov else oov["ehr"] < oov["general"]),
-                 "note": (f"ratio general/EHR: paper {o['general'] / o['ehr']:.0f}x, ours "
-                          f"{oov['general'] / max(oov['ehr'], 1e-9):.1f}x") if oov else "tables/oov_summary.csv missing"})
-    rows.append({"quantity": "codes per training note (4.1)", "paper": facts["cohort"]["codes_per_note"],
-                 "reproduced": round(codes_per_note, 2) if codes_per_note is not None else "not measured",
-                 "holds": "n.a.", "note": "a property of the cohort, not a finding"})
-    for row in rows:
-        if row["holds"] == "no" and not row["note"].startswith("does not reproduce"):
-            row["note"] = f"does not reproduce here: {row['note']}"
-    return pd.DataFrame(rows, columns=["quantity", "paper", "reproduced", "holds", "note"])
+    counts = np.asarray(counts, dtype=np.float64)
+    if n_bins < 1 or not len(counts):
+        raise ValueError(f"need n_bins >= 1 and at least one code; got {n_bins}, {len(counts)}")
+    interior = np.unique(np.quantile(counts, np.linspace(0, 1, n_bins + 1))[1:-1])
+    raw = np.searchsorted(interior, counts, side="right")
+    return np.unique(raw, return_inverse=True)[1]  # renumber so no bin is empty
 
 
-def _table3_claims(facts: dict, paper: pd.DataFrame, ours: pd.DataFrame, table3_df: pd.DataFrame | None) -> list[dict]:
-    """Table 3: best BERT vs best non-BERT row (by Table 2 micro AUC) on low-frequency codes."""
-    t3 = facts["table3"]
-    p_non, p_bert = (next(r for r in t3["rows"] if r["family"] == f) for f in ("mha", "xml"))
-    # Table 2 macro AUC of the same two models (their best row when the paper lists several lengths).
-    p_all = {f: float(paper.loc[(paper["family"] == f) & (paper["encoder"] == r["encoder"]), "macro_auc"].max())
-             for f, r in (("mha", p_non), ("xml", p_bert))}
-    if any(np.isnan(v) for v in p_all.values()):
-        raise ValueError(f"paper_facts.json table3 rows {t3['rows']} match no family/encoder of paper_table2.csv")
-    paper_gap = (p_bert["macro_auc"] - p_non["macro_auc"], p_all["xml"] - p_all["mha"])
-    claims = [("best BERT row beats best non-BERT row on low-frequency codes (Table 3)",
-               f"{p_bert['macro_auc']} vs {p_non['macro_auc']} ({t3['n_codes']} codes < {t3['low_freq_max']} train notes)"),
-              ("BERT's margin is larger on low-frequency codes than on all codes (Table 3 vs Table 2)",
-               f"{paper_gap[0]:.3f} vs {paper_gap[1]:.3f}"),
-              ("best BERT row as good on low-frequency codes as on all codes (Table 3 vs Table 2)",
-               f"{p_bert['macro_auc']} vs {p_all['xml']}")]
-    bert, non = ours[ours["family"].isin(BERT_FAMILIES)], ours[~ours["family"].isin(BERT_FAMILIES)]
-    if table3_df is None or not len(bert) or not len(non):
-        return [{"quantity": q, "paper": p, "reproduced": "not run", "holds": "n.a.",
-                 "note": "needs a BERT row, a non-BERT row and Table 3"} for q, p in claims]
-    t3_ours = table3_df.set_index("model")
-    b, n = t3_ours.loc[bert.loc[bert["micro_auc"].idxmax(), "model"]], t3_ours.loc[non.loc[non["micro_auc"].idxmax(), "model"]]
-    if not b["n_low_freq_evaluated"]:
-        return [{"quantity": q, "paper": p, "reproduced": "no low-frequency code with test positives", "holds": "n.a.",
-                 "note": f"no evaluable code has fewer than {b['low_freq_max']} training notes"} for q, p in claims]
-    gaps = (b["macro_auc_low_freq"] - n["macro_auc_low_freq"], b["macro_auc_all"] - n["macro_auc_all"])
-    scope = f"{b.name} vs {n.name}, {int(b['n_low_freq_evaluated'])} codes < {int(b['low_freq_max'])} train notes"
-    ours_text = [(f"{b['macro_auc_low_freq']:.3f} vs {n['macro_auc_low_freq']:.3f}", gaps[0] > 0),
-                 (f"{gaps[0]:.3f} vs {gaps[1]:.3f}", gaps[0] > gaps[1]),
-                 (f"{b['macro_auc_low_freq']:.3f} vs {b['macro_auc_all']:.3f}",
-                  b["macro_auc_low_freq"] >= b["macro_auc_all"])]
-    return [{"quantity": q, "paper": p, "reproduced": r, "holds": _holds(bool(ok)), "note": scope}
-            for (q, p), (r, ok) in zip(claims, ours_text)]
+def frequency_bins(preds: list[Predictions], test_labels: np.ndarray, train_counts: dict[str, int],
+                   codes: Sequence[str], thresholds: dict[str, float | np.ndarray] | None = None,
+                   n_bins: int = 4, metrics_meta: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Macro AUC and macro F1 (at each row's dev threshold) per training-frequency bin and row."""
+    missing = [c for c in codes if c not in train_counts]
+    if missing:
+        raise ValueError(f"train_counts lacks {len(missing)} label-set codes, e.g. {missing[:3]}")
+    counts = np.array([train_counts[c] for c in codes])
+    bins = frequency_bin_of(counts, n_bins)
+    y = np.asarray(test_labels)
+    positives = y.sum(axis=0)
+    rows = []
+    for pred in preds:
+        probs = _probs(pred, y)
+        aucs = metrics.per_code_auc(y, probs)
+        threshold = (thresholds or {}).get(pred.row)
+        f1 = metrics.per_code_f1(y, probs, threshold) if threshold is not None else np.full(len(codes), np.nan)
+        meta = row_meta(pred.row, (metrics_meta or {}).get(pred.row))
+        for b in range(bins.max() + 1):
+            inside = bins == b
+            present = inside & (positives > 0)
+            defined = aucs[inside][~np.isnan(aucs[inside])]
+            rows.append({"model": pred.row, "family": meta["family"], "bin": b,
+                         "bin_label": f"{counts[inside].min()}-{counts[inside].max()}",
+                         "train_count_min": int(counts[inside].min()), "train_count_max": int(counts[inside].max()),
+                         "n_codes": int(inside.sum()), "n_codes_auc": len(defined),
+                         "test_positives": int(positives[inside].sum()),
+                         "macro_auc": float(defined.mean()) if len(defined) else np.nan,
+                         "macro_f1": float(f1[inside].mean()),
+                         "macro_f1_present": float(f1[present].mean()) if present.any() else np.nan,
+                         "_key": _sort_key(meta["family"], meta["encoder"], meta["max_len"])})
+    rows.sort(key=lambda r: r.pop("_key"))  # stable: bins stay in order within a row
+    return pd.DataFrame(rows)
 
 
-def _high_auc_claim(facts: dict, count: dict | None) -> dict:
-    p = facts["per_code"]
-    out = {"quantity": f"codes with AUC >= {p['high_auc_threshold']} (4.4, Figure 2)",
-           "paper": f"{p['n_codes_high_auc']} of {p['n_codes']} ({p['n_codes_high_auc'] / p['n_codes']:.1%})",
-           "reproduced": "not run", "holds": "n.a.",
-           "note": "a count that depends on label-set size and data; compared as a share of codes"}
-    if count:
-        out["reproduced"] = (f"{count['n_high']} of {count['n_evaluated']} "
-                             f"({count['n_high'] / max(count['n_evaluated'], 1):.1%}, {count['row']})")
-        if count.get("threshold", p["high_auc_threshold"]) != p["high_auc_threshold"]:
-            out["note"] += f"; our threshold is {count['threshold']}"
-    return out
+def frequency_bins_figure(bins_df: pd.DataFrame, path: str | Path):
+    """Macro AUC and macro F1 per training-frequency bin, one line per row; PNG at `path`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    from .atomic import atomic_path
 
-def _confusion_claim(facts: dict, confused_df: pd.DataFrame | None) -> dict:
-    ex = facts["confused_example"]
-    out = {"quantity": "low-AUC codes are confused with closely related codes (4.4)",
-           "paper": f"{ex['code']} (AUC {ex['auc']}) scored below {ex['confused_with']}",
-           "reproduced": "not run", "holds": "n.a.", "note": "no confused-pairs table"}
-    if confused_df is None or not len(confused_df):
-        return out
-    rel = confused_df[confused_df["same_category"]]
-    if not len(rel):
-        out.update(reproduced=f"0 of {len(confused_df)} lowest-AUC codes have a same-category code in the label set",
-                   note="the label set holds no related code to confuse them with")
-        return out
-    beats = rel["rate"] > rel["other_rate"].fillna(np.inf)
-    first = rel.iloc[0]
-    out.update(reproduced=(f"{int(beats.sum())} of {len(rel)} lowest-AUC codes with a same-category code are "
-                           f"out-scored by it more often than by an average unrelated code; e.g. {first['code']} "
-                           f"(AUC {first['auc']:.2f}): {first['confused_with']} on {first['rate']:.0%} of its "
-                           f"positive notes vs {first['other_rate']:.0%}"),
-               holds=_holds(bool(beats.sum() > len(rel) / 2)),
-               note=f"holds when most of the {len(rel)} codes show it; {len(confused_df) - len(rel)} listed codes "
-                    f"have no same-category code in the label set")
-    return out
+    if not len(bins_df):
+        raise ValueError("frequency_bins_figure needs at least one row of frequency bins")
+    first = bins_df.drop_duplicates("bin").sort_values("bin")
+    labels = [f"{label}\n({n} codes)" for label, n in zip(first["bin_label"], first["n_codes"])]
+    fig = Figure(figsize=(10, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    for ax, metric, name in zip(axes, ("macro_auc", "macro_f1"), ("macro AUC", "macro F1 (dev-tuned threshold)")):
+        for row, g in bins_df.groupby("model", sort=False):
+            ax.plot(g["bin"], g[metric], marker="o", label=row)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set(xlabel="training notes per code (quantile bins)", ylabel=name, title=name)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Codes grouped by training frequency (paper Table 3 splits at 2,000 training notes)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,15 +317,49 @@ def _read_oov(paths) -> dict | None:
     return {"general": float(summary["general_bert_base_uncased"]), "ehr": float(summary["ehr_wordpiece"])}
 
 
-def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 45, high_auc: float = 0.98,
-                 confused_top: int = 10) -> dict:
-    """Notebook 06: every table of paper 4.4 and Figure 2 from `predictions/*.npz`, written atomically.
-
-    Table 4, Figure 2's count of high-AUC codes and the confused pairs use the best XML row (the
-    paper's Big EHR BERT + XML), or the best row when no XML row was run.
-    """
+def replace_codes(pred: Predictions, codes: Sequence[str]) -> Predictions:
+    """`pred` with both splits' columns reordered to `codes` (the label set); note rows unchanged."""
     from dataclasses import replace
 
+    col_of = {c: j for j, c in enumerate(map(str, pred.codes))}
+    missing = [c for c in codes if c not in col_of]
+    if missing:
+        raise ValueError(f"predictions {pred.row!r} lack {len(missing)} codes of the cohort (e.g. {missing[:3]})")
+    cols = [col_of[c] for c in codes]
+    return replace(pred, codes=np.asarray(codes), dev_probs=pred.dev_probs[:, cols],
+                   test_probs=pred.test_probs[:, cols])
+
+
+def _aligned(preds: list[Predictions], cohort, split: str) -> tuple[list[Predictions], np.ndarray, pd.DataFrame]:
+    """Predictions with `<split>_probs` reordered to the cohort's notes and codes, the labels, the notes."""
+    from dataclasses import replace
+
+    notes = cohort.split(split)
+    note_ids = notes["note_id"].astype(str).tolist()
+    aligned = [replace(p, **{f"{split}_note_ids": np.asarray(note_ids),
+                             f"{split}_probs": align_probs(p, note_ids, cohort.codes, split)}) for p in preds]
+    return aligned, cohort.label_matrix(notes), notes
+
+
+def tune_thresholds(preds: list[Predictions], dev_labels: np.ndarray, per_code: bool = False) -> dict:
+    """Each row's F1 threshold(s) from its dev probabilities and the dev labels only; {} without dev positives."""
+    from . import thresholds
+
+    if not np.asarray(dev_labels).any():
+        return {}
+    return {p.row: thresholds.tune(dev_labels, p.dev_probs, per_code) for p in preds}
+
+
+def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 45, high_auc: float = 0.98,
+                 confused_top: int = 10, n_bootstrap: int = 200, seed: int = 0, per_code_thresholds: bool = False,
+                 n_freq_bins: int = 4) -> dict:
+    """Notebook 06: every table of paper 4.4, Figure 2 and the frequency bins from `predictions/*.npz`.
+
+    Thresholds are tuned per row on dev (`per_code_thresholds` for one per code) before test is read;
+    CIs come from `n_bootstrap` patient resamples drawn with `seed` (0 skips them). Table 4, Figure
+    2's count of high-AUC codes and the confused pairs use the best XML row (the paper's Big EHR
+    BERT + XML), or the best row when no XML row was run. Outputs are written atomically.
+    """
     from .atomic import read_json, write_csv
     from .cohort import load_cohort
     from .paths import RunPaths
@@ -409,19 +370,16 @@ def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 
     if not files:
         raise FileNotFoundError(f"{paths.predictions_dir}: no predictions; run notebooks 04 and 05 first")
     cohort = load_cohort(out_dir)
-    test = cohort.split("test")
-    y = cohort.label_matrix(test)
-    note_ids = test["note_id"].astype(str).tolist()
-    preds = []
-    for path in files:
-        pred = load_predictions(path)
-        preds.append(replace(pred, codes=np.asarray(cohort.codes), test_note_ids=np.asarray(note_ids),
-                             test_probs=align_probs(pred, note_ids, cohort.codes)))
+    preds = [replace_codes(load_predictions(path), cohort.codes) for path in files]
+    preds, dev_y, _ = _aligned(preds, cohort, "dev")
+    chosen = tune_thresholds(preds, dev_y, per_code_thresholds)  # dev only: test labels are not read yet
+    preds, y, test = _aligned(preds, cohort, "test")
     meta = {p.row: read_json(paths.metrics_file(p.row)) for p in preds if paths.metrics_file(p.row).exists()}
     by_row = {p.row: p for p in preds}
 
-    t2 = table2(preds, y, meta)
+    t2 = table2(preds, y, meta, chosen, test["patient_id"].astype(str).tolist(), n_bootstrap, seed)
     t3 = table3_low_frequency(preds, y, cohort.train_counts, cohort.codes, low_freq_max, meta)
+    bins = frequency_bins(preds, y, cohort.train_counts, cohort.codes, chosen, n_freq_bins, meta)
     best = best_rows(t2)
     focus = best.get("xml", t2.loc[t2["micro_auc"].idxmax(), "model"])
     t4 = table4_per_code(by_row[focus], y, cohort.codes, cohort.descriptions, cohort.train_counts, top_codes)
@@ -436,8 +394,11 @@ def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 
     write_csv(paths.table("table2.csv"), t2)
     write_csv(paths.table("table3_low_frequency.csv"), t3)
     write_csv(paths.table("table4_per_code.csv"), t4)
+    write_csv(paths.table("frequency_bins.csv"), bins)
     write_csv(paths.table("confused_pairs.csv"), confused)
     write_csv(paths.table("paper_vs_reproduced.csv"), comparison)
     auc_distribution_figure(per_code, paths.figure("figure2_auc_distribution.png"), high_auc)
-    return {"table2": t2, "table3": t3, "table4": t4, "confused_pairs": confused, "paper_vs_reproduced": comparison,
-            "per_code_auc": per_code, "best_row": focus, "n_high_auc": n_high, "n_codes_evaluated": n_evaluated}
+    frequency_bins_figure(bins, paths.figure("frequency_bins.png"))
+    return {"table2": t2, "table3": t3, "table4": t4, "frequency_bins": bins, "confused_pairs": confused,
+            "paper_vs_reproduced": comparison, "per_code_auc": per_code, "best_row": focus, "n_high_auc": n_high,
+            "n_codes_evaluated": n_evaluated, "thresholds": chosen}

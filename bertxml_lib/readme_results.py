@@ -1,6 +1,7 @@
-"""Render the README's results section from a run's recorded tables (never typed by hand).
+"""Render the README's results and benchmark sections from recorded outputs (never typed by hand).
 
-    python -m bertxml_lib.readme_results results/quick   # rewrites README.md between the markers
+    python -m bertxml_lib.readme_results results/quick                    # results section
+    python -m bertxml_lib.readme_results --bench results/bench/*.json     # benchmark-ladder section
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .atomic import read_json, write_text
 from .paths import RunPaths
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
 FIGURES = ["figure1_mlm_example.png", "figure2_auc_distribution.png", "figure3_xml_attention.png",
            "figure4_attention_heads.png", "cohort_overview.png", "oov_per_note.png"]
 
@@ -53,22 +55,55 @@ def results_section(run_dir: Path, repo: Path) -> str:
     )
 
 
+def bench_section(files: list[Path]) -> str:
+    """One table per benchmark JSON (`python -m bertxml_lib.bench TASK --json FILE`)."""
+    parts = [BENCH_START]
+    for f in files:
+        b = read_json(f)
+        m = b["machine"]
+        rows = [b["baseline"]] + b["rungs"]
+        df = pd.DataFrame([{
+            "rung": r["name"], "real tokens/s": r.get("real_tokens_per_s"), "notes/s": r.get("notes_per_s"),
+            "speedup": r.get("speedup"), "pad fraction": r.get("pad_fraction"),
+            "step p50 s": r.get("step_time_p50_s"), "share of matmul peak": r.get("share_of_matmul_peak"),
+            "peak MB": (r.get("peak_memory_bytes") or 0) / 2**20 or None,
+            "parity": (r.get("parity") or {}).get("ok", "" if r is b["baseline"] else r.get("skipped", "")),
+        } for r in rows])
+        parts.append(f"**{b['task']}** — encoder `{b['encoder']}`, {b.get('batch', '')}, {m['device']} "
+                     f"({m['cpu_count']} cores, load {m.get('load_average_1m', float('nan')):.1f}), {m['date']}, "
+                     f"torch {m['torch']}; `{f.name}`\n\n" + _md(df))
+    parts.append(BENCH_END)
+    return "\n".join(parts)
+
+
+def _replace(readme: Path, start: str, end: str, content: str) -> None:
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{readme}: missing the {start} / {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_text(readme, head + content + tail)
+
+
 def update_readme(run_dir: str | Path, readme: str | Path = "README.md") -> None:
     readme = Path(readme)
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme}: missing the {START} / {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    write_text(readme, head + results_section(Path(run_dir), readme.resolve().parent) + tail)
+    _replace(readme, START, END, results_section(Path(run_dir), readme.resolve().parent))
+
+
+def update_bench(files: list[str | Path], readme: str | Path = "README.md") -> None:
+    _replace(Path(readme), BENCH_START, BENCH_END, bench_section([Path(f) for f in files]))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("run_dir", type=Path, nargs="?")
+    ap.add_argument("--bench", nargs="+", type=Path, help="benchmark JSON files for the ladder section")
     ap.add_argument("--readme", type=Path, default=Path("README.md"))
     args = ap.parse_args(argv)
-    update_readme(args.run_dir, args.readme)
+    if args.run_dir:
+        update_readme(args.run_dir, args.readme)
+    if args.bench:
+        update_bench(args.bench, args.readme)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Notebook 06 (paper 4.4): Table 2-4, confused pairs, paper vs reproduced and the paper's numbers as data."""
+"""Notebook 06 (paper 4.4): Table 2-4, frequency bins, confused pairs, paper vs reproduced, the paper's numbers."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,8 +70,42 @@ def test_table2_recomputes_aucs_and_sorts_logreg_first():
     # Per-code AUCs of P: 0.5, 1.0, 1.0 (see test_confused_pairs...) -> macro 5/6.
     assert xml["macro_auc"] == pytest.approx(5 / 6) and xml["n_codes_skipped"] == 0 and xml["n_codes"] == 3
     assert xml["micro_auc"] == metrics.micro_auc(Y, P) and xml["train_seconds"] == 12.0
+    # Without a dev threshold or patient ids, F1 and the CIs are not reported (never tuned on test).
+    assert np.isnan(xml["micro_f1"]) and np.isnan(xml["micro_auc_ci_low"]) and xml["n_bootstrap"] == 0
+    assert xml["map"] == pytest.approx(metrics.mean_average_precision(Y, P))
     with pytest.raises(ValueError, match="align them first"):
         analysis.table2([pred("logreg_512", P[:3])], Y, {})
+
+
+def test_table2_has_every_metric_column_with_cis():
+    t2 = analysis.table2([pred("ehr_mini_xml_1024")], Y, {}, {"ehr_mini_xml_1024": 0.5}, ["a", "a", "b", "c"],
+                         n_bootstrap=30, seed=0)
+    for col in ("model", "max_len", "micro_auc", "macro_auc", "micro_f1", "macro_f1", "macro_f1_present", "p_at_5",
+                "p_at_8", "p_at_15", "r_at_10", "map", "family", "encoder", "n_codes", "n_codes_skipped",
+                "train_seconds", "micro_auc_ci_low", "map_ci_high"):
+        assert col in t2.columns, col
+    row = t2.iloc[0]
+    # At 0.5 (see test_frequency_bins_...): per-code F1 0, 2/3, 1; TP 3, FP 2, FN 2 -> micro F1 6/10.
+    assert row["micro_f1"] == pytest.approx(0.6) and row["macro_f1"] == pytest.approx(5 / 9)
+    assert row["threshold"] == 0.5 and row["threshold_mode"] == "dev_global" and row["n_bootstrap"] == 30
+    assert row["micro_auc_ci_low"] <= row["micro_auc"] <= row["micro_auc_ci_high"]
+    per_code = analysis.table2([pred("r")], Y, {"r": {"family": "xml"}}, {"r": np.array([0.5, 0.1, 0.3])})
+    assert per_code.loc[0, "threshold"] == 0.3 and per_code.loc[0, "threshold_mode"] == "dev_per_code_median"
+
+
+def test_frequency_bins_by_hand():
+    assert analysis.frequency_bin_of([1, 2, 3, 4, 5, 6, 7, 8], 4).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert analysis.frequency_bin_of([5, 5, 5, 9], 4).tolist() == [0, 0, 0, 1]  # ties share a bin, none empty
+    # Train counts 10, 20, 500 in 2 quantile bins: edge at the median 20 -> {G44.029}, {G44.329, I10}.
+    # At threshold 0.5 the per-code F1 are 0 (predicts n2 only), 2/3 (n0, n2 for n2) and 1; AUCs 0.5, 1, 1.
+    bins = analysis.frequency_bins([pred("ehr_mini_xml_1024")], Y, {"G44.029": 10, "G44.329": 20, "I10": 500},
+                                   CODES, {"ehr_mini_xml_1024": 0.5}, n_bins=2)
+    assert bins["bin_label"].tolist() == ["10-10", "20-500"] and bins["n_codes"].tolist() == [1, 2]
+    assert bins["macro_auc"].tolist() == [0.5, 1.0]
+    assert bins["macro_f1"].tolist() == pytest.approx([0.0, 5 / 6])
+    assert bins["test_positives"].tolist() == [2, 3]
+    no_threshold = analysis.frequency_bins([pred("logreg_512")], Y, {c: 1 for c in CODES}, CODES, {}, n_bins=3)
+    assert len(no_threshold) == 1 and np.isnan(no_threshold.loc[0, "macro_f1"])
 
 
 def test_table3_uses_only_codes_below_the_training_count_threshold():
@@ -195,7 +229,8 @@ def make_run(tmp_path):
     test_ids, dev_ids = [f"n{i}" for i in range(14, 20)], ["n12", "n13"]
     for row, noise in (("logreg_512", 0.9), ("ehr_mini_cls_1024", 0.6), ("ehr_mini_xml_1024", 0.3)):
         probs = np.clip(y * 0.5 + rng.random(y.shape) * noise, 0, 1)
-        save_predictions(paths.predictions_file(row), codes, dev_ids, np.full((2, 4), 0.5), test_ids, probs)
+        dev_probs = np.random.default_rng(int(noise * 10)).random((2, 4))  # own generator: test probs unchanged
+        save_predictions(paths.predictions_file(row), codes, dev_ids, dev_probs, test_ids, probs)
         if row != "ehr_mini_cls_1024":  # one row without a metrics record: meta comes from its name
             write_json(paths.metrics_file(row), {"model": row, "family": row.split("_")[2] if "ehr" in row else "logreg",
                                                  "encoder": "mini" if "ehr" in row else "", "max_len": int(row[-4:].strip("_")),
@@ -215,11 +250,16 @@ def test_run_analysis_writes_every_table_and_figure(tmp_path):
     save_predictions(paths.predictions_file("logreg_512"), p.codes[cols], p.dev_note_ids, p.dev_probs[:, cols],
                      p.test_note_ids[order], p.test_probs[np.ix_(order, cols)])
 
-    res = analysis.run_analysis(tmp_path, low_freq_max=5, top_codes=3, high_auc=0.98, confused_top=2)
+    res = analysis.run_analysis(tmp_path, low_freq_max=5, top_codes=3, high_auc=0.98, confused_top=2,
+                                n_bootstrap=25, n_freq_bins=2)
     for name in ("table2.csv", "table3_low_frequency.csv", "table4_per_code.csv", "paper_vs_reproduced.csv",
-                 "confused_pairs.csv"):
+                 "confused_pairs.csv", "frequency_bins.csv"):
         assert paths.table(name).exists(), name
-    assert paths.figure("figure2_auc_distribution.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("figure2_auc_distribution.png", "frequency_bins.png"):
+        assert paths.figure(name).read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(paths.table("table2.csv"))[analysis.CI_COLUMNS[:4]].notna().all().all()
+    assert len(res["frequency_bins"]) == 3 * 2 and set(res["frequency_bins"]["bin"]) == {0, 1}
+    assert set(res["thresholds"]) == {"logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"}
     t2 = pd.read_csv(paths.table("table2.csv"))
     assert t2["model"].tolist() == ["logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"]
     assert t2.loc[0, "micro_auc"] == pytest.approx(expected, abs=1e-6)
@@ -233,6 +273,21 @@ def test_run_analysis_writes_every_table_and_figure(tmp_path):
     assert v.loc["OOV words per note, general vs EHR vocabulary (3.2)", "reproduced"] == "20.00 vs 0.50"
     assert v.loc["codes per training note (4.1)", "reproduced"] == pytest.approx(
         np.mean([len(ls) + 1 for ls in pd.read_parquet(paths.cohort_notes)["labels"][:12]]))
+
+
+def test_run_analysis_thresholds_ignore_test_labels(tmp_path):
+    paths, codes, y = make_run(tmp_path)
+    first = analysis.run_analysis(tmp_path, n_bootstrap=0)
+    notes = pd.read_parquet(paths.cohort_notes)
+    test = notes["split"] == "test"
+    notes.loc[test, "labels"] = pd.Series([[c for c in codes if c not in ls] for ls in notes.loc[test, "labels"]],
+                                          index=notes.index[test])  # flip every test label
+    notes.to_parquet(paths.cohort_notes, index=False)
+    second = analysis.run_analysis(tmp_path, n_bootstrap=0)
+    assert second["thresholds"] == first["thresholds"] and len(set(first["thresholds"].values())) > 1
+    assert (second["table2"]["threshold"] == first["table2"]["threshold"]).all()
+    assert not np.allclose(second["table2"]["micro_f1"], first["table2"]["micro_f1"])
+    assert second["table2"]["n_bootstrap"].eq(0).all() and second["table2"]["micro_auc_ci_low"].isna().all()
 
 
 def test_run_analysis_without_predictions_says_what_to_run(tmp_path):

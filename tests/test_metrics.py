@@ -67,3 +67,134 @@ def test_bad_input_is_rejected(y, p, match):
 def test_micro_auc_needs_both_classes():
     with pytest.raises(ValueError, match="both positive and negative"):
         metrics.micro_auc(np.ones((2, 2)), np.zeros((2, 2)))
+
+
+# --- the full metric set on a four-note example, worked out by hand ---------------------------
+# Codes c0..c3; c3 has no positive on test. Decisions at threshold 0.5 (prob >= 0.5):
+#   c0: y 1100, pred 1100 -> TP2 FP0 FN0, F1 1     c1: y 0101, pred 0110 -> TP1 FP1 FN1, F1 2/4
+#   c2: y 0010, pred 0011 -> TP1 FP1 FN0, F1 2/3   c3: y 0000, pred 0001 -> TP0 FP1, F1 0
+#   micro F1 = 2*4 / (2*4 + 3 + 1) = 2/3; macro over all 4 codes = (1 + 1/2 + 2/3 + 0)/4 = 13/24;
+#   macro over the 3 codes present = 13/18.
+Y4 = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0]])
+P4 = np.array([[0.9, 0.2, 0.4, 0.1], [0.6, 0.7, 0.1, 0.05], [0.3, 0.8, 0.5, 0.2], [0.2, 0.3, 0.6, 0.7]])
+
+
+def test_f1_at_a_threshold_by_hand():
+    f1 = metrics.f1_scores(Y4, P4, 0.5)
+    assert f1["micro_f1"] == pytest.approx(2 / 3)
+    assert f1["macro_f1"] == pytest.approx(13 / 24)
+    assert f1["macro_f1_present"] == pytest.approx(13 / 18)
+    assert metrics.per_code_f1(Y4, P4, 0.5) == pytest.approx([1, 0.5, 2 / 3, 0])
+    # Per-code thresholds: c1 at 0.25 predicts notes 1, 2, 3 -> TP2 FP1 FN0 -> F1 4/5; c3 at 0.8 predicts none -> 0.
+    assert metrics.per_code_f1(Y4, P4, [0.5, 0.25, 0.5, 0.8]) == pytest.approx([1, 0.8, 2 / 3, 0])
+    with pytest.raises(ValueError, match="per code"):
+        metrics.f1_scores(Y4, P4, [0.5, 0.5])
+
+
+def test_precision_and_recall_at_k_by_hand():
+    # Top-1 codes: c0 (hit), c1 (hit), c1 (miss), c3 (miss) -> P@1 = 2/4; R@1 = (1 + 1/2 + 0 + 0)/4.
+    assert metrics.precision_at_k(Y4, P4, 1) == 0.5
+    assert metrics.recall_at_k(Y4, P4, 1) == 0.375
+    # Top-2: {c0,c2} 1 hit, {c1,c0} 2, {c1,c2} 1, {c3,c2} 0 -> P@2 = 4/8; R@2 = (1 + 1 + 1 + 0)/4.
+    assert metrics.precision_at_k(Y4, P4, 2) == 0.5
+    assert metrics.recall_at_k(Y4, P4, 2) == 0.75
+    # k beyond the 4 codes: every true code is found (5 of them), the denominator stays k.
+    assert metrics.precision_at_k(Y4, P4, 5) == pytest.approx(5 / 20)
+    assert metrics.recall_at_k(Y4, P4, 10) == 1.0
+    # Ties in the top k go to the lower column: both score 0.5, column 0 is taken.
+    assert metrics.top_k_hits(np.array([[0, 1]]), np.array([[0.5, 0.5]]), 1).tolist() == [0]
+    # A note without labels counts 0 for P@k and is left out of R@k.
+    assert metrics.recall_at_k(np.array([[0, 0], [1, 0]]), np.array([[0.9, 0.1], [0.8, 0.2]]), 1) == 1.0
+    assert metrics.precision_at_k(np.array([[0, 0], [1, 0]]), np.array([[0.9, 0.1], [0.8, 0.2]]), 1) == 0.5
+
+
+def test_mean_average_precision_by_hand():
+    # c0 ranks both positives first -> AP 1. c1 by score: 0.8 (neg), 0.7 (pos, precision 1/2), 0.3 (pos, 2/3)
+    # -> AP (1/2 + 2/3)/2 = 7/12. c2: 0.6 (neg), 0.5 (pos, 1/2) -> 1/2. c3 has no positive: left out.
+    assert metrics.mean_average_precision(Y4, P4) == pytest.approx((1 + 7 / 12 + 1 / 2) / 3)
+
+
+def test_score_all_by_hand():
+    s = metrics.score_all(Y4, P4, 0.5)
+    assert list(s) == list(metrics.METRICS)
+    # Per-code AUC: c0 1, c1 2/4, c2 2/3 (0.5 beats 0.4 and 0.1, not 0.6); c3 undefined.
+    assert s["macro_auc"] == pytest.approx((1 + 0.5 + 2 / 3) / 3)
+    # Micro: 5 positives vs 11 negatives; negatives below (ties half) 0.9: 11, 0.6: 8.5, 0.7: 9.5, 0.3: 6.5,
+    # 0.5: 8 -> 43.5 / 55.
+    assert s["micro_auc"] == pytest.approx(43.5 / 55)
+    assert (s["p_at_5"], s["p_at_8"], s["p_at_15"], s["r_at_10"]) == pytest.approx((5 / 20, 5 / 32, 5 / 60, 1.0))
+    assert s["micro_f1"] == pytest.approx(2 / 3) and s["map"] == pytest.approx(25 / 36)
+    no_threshold = metrics.score_all(Y4, P4, None)
+    assert np.isnan(no_threshold["micro_f1"]) and no_threshold["micro_auc"] == s["micro_auc"]
+
+
+# --- weighted fast path and the patient bootstrap ---------------------------------------------
+
+def _tied_data(seed=1, n=60, n_codes=9):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, n_codes)) < 0.3).astype(int)
+    y[:, -1] = 0  # one code without a positive
+    p = np.round(rng.random((n, n_codes)) * 0.5 + y * rng.random((n, n_codes)) * 0.5, 1)  # many ties
+    return y, p
+
+
+def test_weighted_metrics_equal_sklearn_on_duplicated_notes():
+    y, p = _tied_data()
+    weights = np.random.default_rng(2).integers(0, 3, size=(3, len(y))).astype(float)
+    fast = metrics.weighted_metrics(y, p, [0.45] * 8 + [0.3], np.vstack([np.ones(len(y)), weights]))
+    reference = metrics.score_all(y, p, [0.45] * 8 + [0.3])
+    for name in metrics.METRICS:
+        assert fast[name][0] == pytest.approx(reference[name], abs=1e-12), name
+    for b, w in enumerate(weights, start=1):
+        counts = w.astype(int)
+        dup = metrics.score_all(np.repeat(y, counts, axis=0), np.repeat(p, counts, axis=0), [0.45] * 8 + [0.3])
+        for name in metrics.METRICS:
+            assert fast[name][b] == pytest.approx(dup[name], abs=1e-12, nan_ok=True), name
+        # Integer weights and sklearn's sample_weight agree too.
+        assert fast["micro_auc"][b] == pytest.approx(
+            roc_auc_score(y.ravel(), p.ravel(), sample_weight=np.repeat(w, y.shape[1])), abs=1e-12)
+
+
+def test_resampling_moves_a_patients_notes_together():
+    patients = ["a", "b", "a", "c", "a", "b"]
+    w = metrics.patient_resample_weights(patients, 50, seed=0)
+    assert w.shape == (50, 6)
+    assert (w[:, 0] == w[:, 2]).all() and (w[:, 0] == w[:, 4]).all() and (w[:, 1] == w[:, 5]).all()
+    # Three patients drawn per resample: a's three notes count 3x its draws.
+    assert ((w[:, 0] + w[:, 1] + w[:, 3]) == 3).all()
+    # Patient A: 3 notes decided right (TP on c0), patient B: 1 note decided wrong (FP on c0, FN on c1).
+    # Micro F1 of a resample with k A-notes out of 4 is k/4; drawing patients gives only AA (1), AB (3/4)
+    # or BB (0), whereas drawing notes on their own would also give 1/4 and 1/2.
+    y = np.array([[1, 0]] * 3 + [[0, 1]])
+    p = np.array([[0.9, 0.1]] * 4)
+    samples = metrics.bootstrap_metrics(y, p, 0.5, ["A", "A", "A", "B"], n_resamples=200, seed=0)
+    assert set(np.round(samples["micro_f1"], 6)) == {0.0, 0.75, 1.0}
+
+
+def test_bootstrap_ci_contains_the_estimate_and_is_deterministic_by_seed():
+    y, p = _tied_data(seed=3, n=120)
+    patients = [f"p{i // 3}" for i in range(len(y))]
+    point = metrics.score_all(y, p, 0.45)
+    ci = metrics.confidence_intervals(metrics.bootstrap_metrics(y, p, 0.45, patients, 100, seed=7))
+    for name in metrics.METRICS:
+        assert ci[f"{name}_ci_low"] <= point[name] <= ci[f"{name}_ci_high"], name
+        assert ci[f"{name}_ci_low"] < ci[f"{name}_ci_high"] or name == "r_at_10", name
+    assert metrics.confidence_intervals(metrics.bootstrap_metrics(y, p, 0.45, patients, 100, seed=7)) == ci
+    assert metrics.confidence_intervals(metrics.bootstrap_metrics(y, p, 0.45, patients, 100, seed=8)) != ci
+    # The resamples depend on patients, not on the order of the notes.
+    order = np.random.default_rng(0).permutation(len(y))
+    shuffled = metrics.confidence_intervals(
+        metrics.bootstrap_metrics(y[order], p[order], 0.45, [patients[i] for i in order], 100, seed=7))
+    assert shuffled == pytest.approx(ci, abs=1e-12)
+    with pytest.raises(ValueError, match="patient ids"):
+        metrics.bootstrap_metrics(y, p, 0.45, patients[:-1], 10)
+
+
+def test_bootstrap_blocks_give_the_same_samples(monkeypatch):
+    y, p = _tied_data(seed=4, n=30)
+    patients = [f"p{i // 2}" for i in range(len(y))]
+    whole = metrics.bootstrap_metrics(y, p, 0.45, patients, 20, seed=1)
+    monkeypatch.setattr(metrics, "_BLOCK_ENTRIES", y.size * 3)  # 7 blocks of at most 3 resamples
+    blocked = metrics.bootstrap_metrics(y, p, 0.45, patients, 20, seed=1)
+    for name in metrics.METRICS:
+        np.testing.assert_allclose(blocked[name], whole[name], atol=1e-12)
