@@ -5,12 +5,14 @@
     python run_all.py --profile ci --set cohort.min_train_count=5 --set 04.finetune.epochs=2
     python run_all.py --list | --dry-run | --only 06 07 | --from 04 | --force
 
-Exit status: 0 ok, 1 a notebook failed, 2 usage or bad input (a notebook's DataError/ConfigError too).
+Exit status: 0 ok, 1 a notebook failed, 2 usage or bad input (a notebook's DataError/ConfigError too),
+130 interrupted (Ctrl-C or SIGTERM; finished notebooks are kept and the next run continues).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -70,10 +72,36 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     statuses: dict[str, dict] = {}
     started = time.perf_counter()
-    timeout = int(flat["run.timeout_s"])
+    # SIGTERM stops like Ctrl-C: the running notebook is abandoned (its temp output removed), every
+    # finished one stays cached, and the next run continues from the first unfinished notebook.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        code = _execute(selected, out_dir, int(flat["run.timeout_s"]), args.force, statuses)
+    except KeyboardInterrupt:
+        print("run_all.py: interrupted; finished notebooks are kept, rerun to continue", file=sys.stderr)
+        code = 130
+    manifest = runner.write_manifest(out_dir, args.profile, flat, jobs, statuses, time.perf_counter() - started)
+    if code:
+        return code
+    if not args.no_site:
+        from bertxml_lib.site import render_site
+
+        executed = [runner.executed_path(out_dir, j) for j in jobs if runner.executed_path(out_dir, j).exists()]
+        index = render_site(out_dir, executed, f"BERT-XML reproduction — {args.profile} profile")
+        print(f"site: {index}")
+    print(f"done in {manifest['total_seconds']:.1f}s -> {out_dir}")
+    return 0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _execute(selected: list, out_dir: Path, timeout: int, force: bool, statuses: dict[str, dict]) -> int:
+    """Run the selected jobs in order, recording each one's status; 0 ok, 1 or 2 on a failed notebook."""
     for i, job in enumerate(selected, 1):
         label = f"[{i}/{len(selected)}] {job.name}"
-        if not args.force and runner.is_cached(out_dir, job):
+        if not force and runner.is_cached(out_dir, job):
             statuses[job.name] = {"status": "cached", "seconds": 0.0}
             print(f"{label}: cached", flush=True)
             continue
@@ -82,20 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             seconds = runner.execute(job, out_dir, timeout)
         except runner.NotebookFailed as exc:
             statuses[job.name] = {"status": "failed"}
-            runner.write_manifest(out_dir, args.profile, flat, jobs, statuses, time.perf_counter() - started)
             print(f"run_all.py: {exc}", file=sys.stderr)
             return 2 if exc.bad_input else 1
         statuses[job.name] = {"status": "executed", "seconds": round(seconds, 2)}
         print(f"{label}: executed in {seconds:.1f}s", flush=True)
-
-    manifest = runner.write_manifest(out_dir, args.profile, flat, jobs, statuses, time.perf_counter() - started)
-    if not args.no_site:
-        from bertxml_lib.site import render_site
-
-        executed = [runner.executed_path(out_dir, j) for j in jobs if runner.executed_path(out_dir, j).exists()]
-        index = render_site(out_dir, executed, f"BERT-XML reproduction — {args.profile} profile")
-        print(f"site: {index}")
-    print(f"done in {manifest['total_seconds']:.1f}s -> {out_dir}")
     return 0
 
 

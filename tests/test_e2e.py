@@ -77,10 +77,10 @@ def test_readme_results_section_is_generated_from_the_tables(ci_run, tmp_path):
     out, _ = ci_run
     readme = tmp_path / "README.md"
     (tmp_path / "figures").mkdir()
-    readme.write_text(f"# x\n{START}\nold\n{END}\ntail\n")
+    readme.write_text(f"# x\n{START}\nSTALE-PLACEHOLDER\n{END}\ntail\n")
     update_readme(out, readme)
     text = readme.read_text()
     table2 = pd.read_csv(out / "tables/table2.csv")
-    assert "old" not in text and text.endswith("tail\n")
+    assert "STALE-PLACEHOLDER" not in text and text.endswith("tail\n")
     assert all(m in text for m in table2["model"]) and f"{table2['micro_auc'].iloc[0]:.3f}" in text
     assert (tmp_path / "figures" / "figure2_auc_distribution.png").exists()

@@ -1,8 +1,10 @@
 """run_all's plan: one 04 execution per Table 2 row, fingerprints that change exactly where they should,
 and usage errors (exit 2) before anything runs."""
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,22 @@ def test_dry_run_estimates_from_a_measured_benchmark(tmp_path):
                            "--bench", str(tmp_path / "b.json"), "--gpus", "4"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "measured: 4,000 real tokens/s (fast" in proc.stdout and "on 4 such device(s)" in proc.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_exits_130_keeps_finished_notebooks_and_the_next_run_continues(tmp_path, sig):
+    out = tmp_path / "o"
+    cmd = [sys.executable, "run_all.py", "--profile", "ci", "--out", str(out), "--only", "01", "02", "--no-site"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # interrupt while notebook 02 runs, after 01 has finished
+        if "02_tokenizer: executing" in line:
+            break
+    time.sleep(2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert (out / "notebooks" / "01_cohort.ipynb").exists()
+    assert not (out / "notebooks" / "02_tokenizer.ipynb").exists()
+    assert not list((out / "notebooks").glob(".*"))  # no temp leftovers
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert again.returncode == 0 and "01_cohort: cached" in again.stdout and "02_tokenizer: executed" in again.stdout
