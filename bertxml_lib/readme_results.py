@@ -24,8 +24,12 @@ FIGURES = ["figure1_mlm_example.png", "figure2_auc_distribution.png", "figure3_x
 
 def _md(df: pd.DataFrame) -> str:
     """A GitHub markdown table (no tabulate dependency)."""
-    cells = [[f"{v:.3f}" if isinstance(v, float) else ("" if pd.isna(v) else str(v)) for v in row]
-             for row in df.itertuples(index=False)]
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and pd.isna(v)):
+            return "—"
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    cells = [[cell(v) for v in row] for row in df.itertuples(index=False)]
     head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
     return head + "\n".join("| " + " | ".join(c) + " |" for c in cells) + "\n"
 
