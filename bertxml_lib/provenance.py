@@ -1,7 +1,6 @@
 """What every run records about itself: git commit, package versions, data and split hashes."""
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -34,16 +33,10 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def data_hashes(out_dir: Path) -> dict[str, str]:
     """Hashes of the source data as read (raw/) and the cohort's split assignment."""
+    from .sources import file_hash
+
     paths = RunPaths(out_dir)
     out = {}
     if paths.raw_dir.exists():
