@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,16 +54,18 @@ def assign_splits(notes: pd.DataFrame, seed: int, fractions: Sequence[float]) ->
     return notes["patient_id"].map(mapping)
 
 
-def impute_chronic(notes: pd.DataFrame, codes: pd.DataFrame, min_count: int = 2) -> pd.DataFrame:
+def impute_chronic(notes: pd.DataFrame, codes: pd.DataFrame, min_count: int = 2,
+                   is_chronic: Callable[[str], bool] = icd.is_chronic) -> pd.DataFrame:
     """Paper 4.1: if a chronic code is observed `min_count` (two) times in a patient's records, it is
     imputed on every note of that patient dated on or after its earliest occurrence.
 
     `notes` has patient_id, note_id, note_date; `codes` has note_id, code. Returns the codes table with
-    imputed rows added (column `imputed` marks them), one row per (note_id, code).
+    imputed rows added (column `imputed` marks them), one row per (note_id, code). `is_chronic` says
+    which codes are chronic (default: the ICD-10-CM rule of `icd.is_chronic`).
     """
     coded = codes.merge(notes[["note_id", "patient_id", "note_date"]], on="note_id", how="inner")
     coded = coded.drop_duplicates(["note_id", "code"])
-    chronic = coded[coded["code"].map(icd.is_chronic).astype(bool)]  # astype: an empty map is not a mask
+    chronic = coded[coded["code"].map(is_chronic).astype(bool)]  # astype: an empty map is not a mask
     stats = chronic.groupby(["patient_id", "code"])["note_date"].agg(["size", "min"]).reset_index()
     stats = stats[stats["size"] >= min_count]
     onset = stats.rename(columns={"min": "onset"})[["patient_id", "code", "onset"]]
@@ -101,10 +103,16 @@ def build_cohort(
     split_fractions: Sequence[float],
     chronic_min_count: int,
     min_train_count: int,
+    icd_version: int = 10,
 ) -> dict:
-    """Apply every rule of paper 4.1 and write the cohort. Returns the statistics dictionary."""
+    """Apply every rule of paper 4.1 and write the cohort. Returns the statistics dictionary.
+
+    `icd_version` 9 or 10 names the labels' coding system: codes are normalised and described with it,
+    and chronic imputation (defined on ICD-10-CM chapters) is skipped for ICD-9 labels."""
+    from .loaders import describe_code, normalize_code
+
     paths = RunPaths(out_dir)
-    raw_codes = raw_codes.assign(code=raw_codes["code"].map(icd.normalize_code))
+    raw_codes = raw_codes.assign(code=raw_codes["code"].map(lambda c: normalize_code(c, icd_version)))
     notes, dropped = filter_notes(raw_notes, min_chars, excluded_types)
     given = "split" in notes.columns  # a source may fix the split (a csv `split` column, CodiEsp's official one)
     notes = notes.assign(split=notes["split"] if given else assign_splits(notes, seed, split_fractions))
@@ -112,7 +120,9 @@ def build_cohort(
         if not (notes["split"] == name).any():
             hint = "the source's split column assigns none" if given else "use more patients"
             raise ValueError(f"cohort: the {name} split has no notes ({len(notes)} notes in all); {hint}")
-    codes = impute_chronic(notes, raw_codes, chronic_min_count)
+    # The chronic rule is defined on ICD-10-CM; ICD-9 labels are used as recorded (nothing imputed).
+    codes = impute_chronic(notes, raw_codes, chronic_min_count,
+                           icd.is_chronic if icd_version == 10 else (lambda code: False))
     train_ids = set(notes.loc[notes["split"] == "train", "note_id"])
     label_codes, train_counts = build_label_set(codes, train_ids, min_train_count)
     if not label_codes:
@@ -128,9 +138,9 @@ def build_cohort(
     notes = notes.sort_values(["patient_id", "note_date", "note_id"]).reset_index(drop=True)
 
     write_parquet(paths.cohort_notes, notes)
-    descriptions = {c: icd.describe(c) for c in label_codes}
+    descriptions = {c: describe_code(c, icd_version) for c in label_codes}
     write_json(paths.label_set, {
-        "codes": label_codes, "descriptions": descriptions,
+        "codes": label_codes, "descriptions": descriptions, "icd_version": icd_version,
         "train_counts": train_counts, "min_train_count": min_train_count,
     })
     stats = cohort_statistics(notes, codes, dropped, label_codes)

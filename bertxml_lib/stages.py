@@ -20,14 +20,15 @@ def run_cohort(out_dir: str | Path, *, seed: int, source: str, n_patients: int, 
                min_train_count: int, notes: str = "", codes: str = "", data_dir: str = "", icd_version: int = 10,
                language: str = "en") -> dict:
     """Notebook 01: raw source -> cohort (paper 4.1)."""
-    from .sources import load_source
+    from .sources import labels_icd_version, load_source
 
     started = time.perf_counter()
     raw_notes, raw_codes = load_source(source, out_dir, seed=seed, n_patients=n_patients, n_codes=n_codes, notes=notes,
                                        codes=codes, data_dir=data_dir, icd_version=icd_version, language=language)
     stats = build_cohort(raw_notes, raw_codes, out_dir, seed=seed, min_chars=min_chars,
                          excluded_types=excluded_types, split_fractions=split_fractions,
-                         chronic_min_count=chronic_min_count, min_train_count=min_train_count)
+                         chronic_min_count=chronic_min_count, min_train_count=min_train_count,
+                         icd_version=labels_icd_version(source, icd_version))
     stats["seconds"] = round(time.perf_counter() - started, 2)
     return stats
 
