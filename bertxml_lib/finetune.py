@@ -3,7 +3,8 @@
 Paper 4.2.2: Adam with weight decay, linear warm-up over 10% of the steps then linear decay to 0,
 binary cross-entropy with equal class weights; epochs are chosen on dev AUC. Paper 4.1: long notes
 are split into segments that each carry the note's labels, and a note's probability is the max over
-its segments.
+its segments. The hierarchical head (Ji et al., seed 003) instead takes one note per batch row (its first
+`max_len` tokens as segments of `config.hier_segment_len`) and gives one prediction per note.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from . import runtime
-from .modeling import BertForIcdCoding, XmlHead
-from .segments import encode_notes, length_bucketed_batches, max_pool_segments, pad_batch, pad_fraction
+from .modeling import BertForIcdCoding, HierHead, LanHead, XmlHead
+from .segments import (encode_notes, encode_notes_hierarchical, hier_note_lengths, hier_pad_fraction,
+                       length_bucketed_batches, max_pool_segments, pad_batch, pad_fraction, pad_hier_batch)
 
 # Gradient-norm clipping as in the BERT reference fine-tuning code; not a tuned value.
 MAX_GRAD_NORM = 1.0
@@ -32,22 +34,26 @@ class FinetuneConfig:
     epochs: int = 8
     batch_tokens: int = 8192     # token budget of a length-bucketed training batch
     lr: float = 1.0e-4           # encoder learning rate
-    head_lr: float = 2.0e-3      # head learning rate (label vectors, W_a, W_b / W_out)
+    head_lr: float = 2.0e-3      # head learning rate (label vectors, W_a, W_b / W_out, LAN attention)
     warmup: float = 0.1          # fraction of all steps with linearly rising lr
     weight_decay: float = 0.01
-    eval_batch_size: int = 32    # segments per inference batch (speed only)
+    eval_batch_size: int = 32    # segments (hier: notes) per inference batch (speed only)
     seed: int = 0
     device: str = "auto"
     max_len: int = 512
 
 
 def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_labels: np.ndarray,
-             dev_texts: list[str], dev_labels: np.ndarray, cfg: FinetuneConfig, progress: bool = True) -> dict:
+             dev_texts: list[str], dev_labels: np.ndarray, cfg: FinetuneConfig, progress: bool = True,
+             cache_dir=None) -> dict:
     """Train `model` in place; keep and restore the epoch with the best dev micro AUC.
 
     Returns `{history: [{epoch, train_loss, dev_micro_auc, seconds, tokens_per_s}], best_epoch,
     best_dev_micro_auc, train_seconds, pad_fraction, n_train_segments, n_dev_segments}`; `seconds` is
     an epoch's training time, `train_seconds` the whole call's wall time (dev evaluation included).
+    Training items are segments carrying their note's labels, or whole notes for the hier head (batched
+    under the same token budget by `n_segments * longest segment`). `cache_dir` (a run's
+    `RunPaths.token_cache_dir`) caches the notes' token ids on disk (`token_cache`; speed only).
     """
     n_labels = len(model.config.icd_codes)
     train_labels = _check_labels("train", train_texts, train_labels, n_labels)
@@ -61,10 +67,21 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
     device = runtime.get_device(cfg.device)
     model.to(device)
 
-    train_segments, train_index = encode_notes(tokenizer, list(train_texts), cfg.max_len)
-    dev_segments, dev_index = encode_notes(tokenizer, list(dev_texts), cfg.max_len)
-    segment_labels = torch.from_numpy(train_labels[train_index])  # each segment carries its note's labels
-    lengths = np.array([len(s) for s in train_segments])
+    hier = _is_hier(model)
+    if hier:  # items are notes: lists of segments, one label row each
+        segment_len = model.config.hier_segment_len
+        train_segments = encode_notes_hierarchical(tokenizer, list(train_texts), cfg.max_len, segment_len,
+                                                   cache_dir=cache_dir)
+        dev_notes = encode_notes_hierarchical(tokenizer, list(dev_texts), cfg.max_len, segment_len, cache_dir=cache_dir)
+        segment_labels = torch.from_numpy(train_labels)
+        lengths = hier_note_lengths(train_segments)
+        collate = lambda items: pad_hier_batch(items, tokenizer.pad_token_id)  # noqa: E731
+    else:
+        train_segments, train_index = encode_notes(tokenizer, list(train_texts), cfg.max_len, cache_dir=cache_dir)
+        dev_segments, dev_index = encode_notes(tokenizer, list(dev_texts), cfg.max_len, cache_dir=cache_dir)
+        segment_labels = torch.from_numpy(train_labels[train_index])  # each segment carries its note's labels
+        lengths = np.array([len(s) for s in train_segments])
+        collate = lambda items: pad_batch(items, tokenizer.pad_token_id)  # noqa: E731
     epoch_batches = [length_bucketed_batches(lengths, cfg.batch_tokens, shuffle=True, seed=cfg.seed + epoch)
                      for epoch in range(cfg.epochs)]
     total_steps = sum(len(b) for b in epoch_batches)
@@ -77,7 +94,7 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
         epoch_start, loss_sum, tokens = time.perf_counter(), 0.0, 0
         bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, mininterval=5)
         for batch in bar:
-            input_ids, attention_mask = pad_batch([train_segments[i] for i in batch], tokenizer.pad_token_id)
+            input_ids, attention_mask = collate([train_segments[i] for i in batch])
             labels = segment_labels[batch].to(device)
             with runtime.autocast(device):
                 loss = model(input_ids.to(device), attention_mask.to(device), labels=labels).loss
@@ -90,8 +107,12 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
             tokens += int(attention_mask.sum())
             bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{tokens / (time.perf_counter() - epoch_start):.0f}")
         seconds = time.perf_counter() - epoch_start
-        dev_probs = _predict_segments(model, tokenizer, dev_segments, dev_index, len(dev_texts),
-                                      cfg.eval_batch_size, cfg.eval_batch_size * cfg.max_len, device, progress)
+        if hier:
+            dev_probs = _predict_hier(model, tokenizer, dev_notes, cfg.eval_batch_size,
+                                      cfg.eval_batch_size * cfg.max_len, device, progress)
+        else:
+            dev_probs = _predict_segments(model, tokenizer, dev_segments, dev_index, len(dev_texts),
+                                          cfg.eval_batch_size, cfg.eval_batch_size * cfg.max_len, device, progress)
         auc = float(roc_auc_score(dev_labels.ravel(), dev_probs.ravel()))
         history.append({"epoch": epoch, "train_loss": loss_sum / len(train_segments), "dev_micro_auc": auc,
                         "seconds": seconds, "tokens_per_s": tokens / seconds})
@@ -105,34 +126,42 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
         "best_epoch": best_epoch,
         "best_dev_micro_auc": best_auc,
         "train_seconds": time.perf_counter() - start,
-        "pad_fraction": float(np.mean([pad_fraction(lengths, b) for b in epoch_batches])),
-        "n_train_segments": len(train_segments),
-        "n_dev_segments": len(dev_segments),
+        "pad_fraction": float(np.mean([hier_pad_fraction(train_segments, b) if hier else pad_fraction(lengths, b)
+                                       for b in epoch_batches])),
+        "n_train_segments": sum(map(len, train_segments)) if hier else len(train_segments),
+        "n_dev_segments": sum(map(len, dev_notes)) if hier else len(dev_segments),
     }
 
 
 def predict_notes(model: BertForIcdCoding, tokenizer, texts: list[str], max_len: int, eval_batch_size: int = 32,
-                  batch_tokens: int | None = None, device: str = "auto", progress: bool = True) -> np.ndarray:
-    """Note-level probabilities `(n_notes, L)`: sigmoid per segment, max over each note's segments.
+                  batch_tokens: int | None = None, device: str = "auto", progress: bool = True,
+                  cache_dir=None) -> np.ndarray:
+    """Note-level probabilities `(n_notes, L)`: sigmoid per segment, max over each note's segments; for the
+    hier head one sigmoid per note over its first `max_len` tokens (`eval_batch_size` notes per batch).
 
     `batch_tokens` defaults to `eval_batch_size * max_len` (the memory of a full-length batch).
     """
     torch_device = runtime.get_device(device)
     model.to(torch_device)
-    segments, note_index = encode_notes(tokenizer, list(texts), max_len)
+    if _is_hier(model):
+        notes = encode_notes_hierarchical(tokenizer, list(texts), max_len, model.config.hier_segment_len,
+                                          cache_dir=cache_dir)
+        return _predict_hier(model, tokenizer, notes, eval_batch_size, batch_tokens or eval_batch_size * max_len,
+                             torch_device, progress)
+    segments, note_index = encode_notes(tokenizer, list(texts), max_len, cache_dir=cache_dir)
     return _predict_segments(model, tokenizer, segments, note_index, len(texts), eval_batch_size,
                              batch_tokens or eval_batch_size * max_len, torch_device, progress)
 
 
 def predict_with_attention(model: BertForIcdCoding, tokenizer, text: str, max_len: int, code_index: int,
                            device: str = "auto") -> tuple[list[str], list[tuple[int, int]], np.ndarray]:
-    """XML label attention of code `code_index` over the first segment of `text` (Figure 3).
+    """XML (or LAN) label attention of code `code_index` over the first segment of `text` (Figure 3).
 
     Returns `(tokens, offsets, weights)` for `[CLS] tokens [SEP]`: `offsets` are character spans into
     `text` ((0, 0) for the special tokens) and `weights (seq,)` sum to 1.
     """
-    if not isinstance(model.head, XmlHead):
-        raise ValueError("predict_with_attention needs an xml model (config.icd_head == 'xml')")
+    if not isinstance(model.head, (XmlHead, LanHead)):
+        raise ValueError("predict_with_attention needs token label attention (config.icd_head 'xml' or 'lan')")
     n_labels = len(model.config.icd_codes)
     if not 0 <= code_index < n_labels:
         raise ValueError(f"code_index {code_index} outside [0, {n_labels})")
@@ -165,13 +194,42 @@ def _predict_segments(model, tokenizer, segments, note_index, n_notes, eval_batc
     return max_pool_segments(probs, note_index, n_notes)
 
 
+def _is_hier(model) -> bool:
+    return isinstance(getattr(model, "head", None), HierHead)
+
+
+def _predict_hier(model, tokenizer, notes, eval_batch_size, batch_tokens, device, progress) -> np.ndarray:
+    """Sigmoid probabilities per note of a hier model, notes bucketed by padded size: `(n_notes, L)`."""
+    model.eval()
+    batches = length_bucketed_batches(hier_note_lengths(notes), batch_tokens, shuffle=False, seed=0,
+                                      max_batch_size=eval_batch_size)
+    probs = np.zeros((len(notes), len(model.config.icd_codes)), dtype=np.float32)
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
+            input_ids, attention_mask = pad_hier_batch([notes[i] for i in batch], tokenizer.pad_token_id)
+            with runtime.autocast(device):
+                logits = model(input_ids.to(device), attention_mask.to(device)).logits
+            probs[batch] = torch.sigmoid(logits.float()).cpu().numpy()
+    return probs
+
+
 def _param_groups(model: BertForIcdCoding, cfg: FinetuneConfig) -> list[dict]:
-    """Encoder and head at their own lr; no weight decay on biases and LayerNorm weights."""
+    """Encoder and head at their own lr; no weight decay on biases and LayerNorm weights.
+
+    The hier head's segment transformer and segment positions are encoder-like and take the encoder lr;
+    its label attention takes the head lr."""
+    parts = [(list(model.bert.named_parameters()), cfg.lr)]
+    head = list(model.head.named_parameters())
+    if _is_hier(model):
+        parts += [([(n, p) for n, p in head if not n.startswith("attention.")], cfg.lr),
+                  ([(n, p) for n, p in head if n.startswith("attention.")], cfg.head_lr)]
+    else:
+        parts.append((head, cfg.head_lr))
     groups = []
-    for module, lr in ((model.bert, cfg.lr), (model.head, cfg.head_lr)):
-        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-        no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
-        decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
+    for named, lr in parts:
+        named = [(n, p) for n, p in named if p.requires_grad]
+        no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n or ".norm" in n]
+        decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n or ".norm" in n)]
         groups += [{"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},
                    {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]

@@ -31,6 +31,11 @@ class RunPaths:
         return self.root / "raw"
 
     @property
+    def token_cache_dir(self) -> Path:
+        """Cached token ids of the notes, one `.npz` per (tokenizer, notes) (`token_cache`); safe to delete."""
+        return self.root / "cache" / "tokens"
+
+    @property
     def tokenizer_dir(self) -> Path:
         return self.root / "tokenizer"
 

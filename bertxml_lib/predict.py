@@ -9,7 +9,9 @@ with label attention (BERT-XML, eqs. 2-3) a second pass reads the attention of e
 in every segment: token weights are summed per word (the fast tokenizer's word ids), each segment's
 `span_words` highest words above a uniform share are kept, runs of adjacent kept words merge into one
 span (character offsets from the tokenizer), and spans of all segments are ranked by attention mass times the
-segment's probability for the code, so the segment that decided the prediction counts most.
+segment's probability for the code, so the segment that decided the prediction counts most. For the
+hierarchical head (attention over a note's segments) the evidence is the text of the highest-attention
+segments instead (`segment_evidence`).
 Bad input exits with status 2 and a message naming the file, column or row.
 """
 from __future__ import annotations
@@ -73,7 +75,11 @@ def resolve_max_len(model_dir: Path, config, override: int | None) -> tuple[int,
     Order: `--max-len`; `config.icd_max_len`; `<out>/metrics/<row>.json` beside `<out>/models/<row>`;
     a `_<n>` suffix of the folder name (`ehr_tiny_xml_1024`); the model's position embeddings.
     """
-    limit = int(config.max_position_embeddings)
+    limit, what = int(config.max_position_embeddings), "the model's positions"
+    if getattr(config, "icd_head", None) == "hier":
+        from .modeling import hier_max_tokens
+
+        limit, what = hier_max_tokens(config), "the tokens the hier model's segments hold"
     candidates = [(override, "--max-len"), (getattr(config, "icd_max_len", None), "config.icd_max_len")]
     record = model_dir.parent.parent / "metrics" / f"{model_dir.name}.json"
     if record.is_file():
@@ -82,7 +88,7 @@ def resolve_max_len(model_dir: Path, config, override: int | None) -> tuple[int,
     candidates += [(int(suffix.group(1)) if suffix else None, "the folder name"), (limit, "max_position_embeddings")]
     value, source = next((int(v), s) for v, s in candidates if v)
     if not 3 <= value <= limit:
-        raise InputError(f"max_len {value} (from {source}) must lie in [3, {limit}] (the model's positions)")
+        raise InputError(f"max_len {value} (from {source}) must lie in [3, {limit}] ({what})")
     return value, source
 
 
@@ -114,24 +120,27 @@ def load_model(model_dir: str | Path):
 
 
 def describe_codes(codes: list[str], model_dir: Path) -> list[str]:
-    """Descriptions from the run's `cohort/label_set.json` (already `icd.describe`d), else `icd.describe`."""
-    from . import icd
+    """Descriptions from the run's `cohort/label_set.json` (described when the cohort was built, ICD-9 or
+    ICD-10), else from the code system the label set names (`icd_version`, default ICD-10-CM)."""
+    from .loaders import describe_code
 
     label_set = model_dir.parent.parent / "cohort" / "label_set.json"
-    known = json.loads(label_set.read_text()).get("descriptions", {}) if label_set.is_file() else {}
+    meta = json.loads(label_set.read_text()) if label_set.is_file() else {}
+    known, version = meta.get("descriptions", {}), int(meta.get("icd_version", 10))
 
     def one(code: str) -> str:
         if code in known:
             return known[code]
         try:
-            return icd.describe(code)
-        except ValueError:  # not an ICD-10-CM code string: show it as is
+            return describe_code(code, version)
+        except ValueError:  # not a code of that version: show it as is
             return code
     return [one(c) for c in codes]
 
 
-def _segments_with_offsets(tokenizer, texts: list[str], max_len: int):
-    """Per note, its segments as `(input_ids, offsets (n, 2), word_ids (n,))`, split as `segments.encode_notes`."""
+def _segments_with_offsets(tokenizer, texts: list[str], max_len: int, truncate: int | None = None):
+    """Per note, its segments as `(input_ids, offsets (n, 2), word_ids (n,))`, split as `segments.encode_notes`
+    (with `truncate`: of the note's first `truncate` tokens, as `segments.encode_notes_hierarchical`)."""
     from .segments import split_into_segments
 
     content = max_len - 2
@@ -142,6 +151,8 @@ def _segments_with_offsets(tokenizer, texts: list[str], max_len: int):
         for i, ids in enumerate(enc["input_ids"]):
             offsets = np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
             words = np.array([-1 if w is None else w for w in enc.word_ids(i)], dtype=np.int64)
+            if truncate is not None:
+                ids, offsets, words = ids[:truncate], offsets[:truncate], words[:truncate]
             segs = split_into_segments(ids, max_len, tokenizer.cls_token_id, tokenizer.sep_token_id)
             out.append([(seg, offsets[s * content:(s + 1) * content], words[s * content:(s + 1) * content])
                         for s, seg in enumerate(segs)])
@@ -226,13 +237,59 @@ def attention_evidence(model, tokenizer, texts: list[str], max_len: int, top_cod
     return evidence
 
 
+def segment_evidence(model, tokenizer, texts: list[str], max_len: int, top_codes: np.ndarray, n_spans: int = 3,
+                     batch_size: int = 32, device: str = "auto", progress: bool = True) -> list[list[list[dict]]]:
+    """Hier models: evidence `[note][rank] -> [{start, end, text, attention, segment}]` is the character span of
+    each top code's highest-attention segments (at most `n_spans`; beyond the top one only those above a
+    uniform share), over the note's first `max_len` tokens as the model reads them."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import runtime
+    from .segments import hier_note_lengths, length_bucketed_batches, pad_hier_batch
+
+    torch_device = runtime.get_device(device)
+    model.to(torch_device).eval()
+    notes = _segments_with_offsets(tokenizer, texts, model.config.hier_segment_len, truncate=max_len)
+    ids = [[segment for segment, _, _ in note] for note in notes]
+    batches = length_bucketed_batches(hier_note_lengths(ids), batch_size * max_len, shuffle=False, seed=0,
+                                      max_batch_size=batch_size)
+    evidence: list[list[list[dict]]] = [[] for _ in texts]
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc="evidence", disable=not progress, leave=False, mininterval=5):
+            input_ids, mask = pad_hier_batch([ids[i] for i in batch], tokenizer.pad_token_id)
+            with runtime.autocast(torch_device):
+                out = model(input_ids.to(torch_device), mask.to(torch_device))
+            for row, i in enumerate(batch):
+                codes = torch.as_tensor(top_codes[i], device=torch_device)
+                att = out.label_attention[row, codes, :len(ids[i])].float().cpu().numpy()  # (k, n_segments)
+                for weights in att:
+                    order = np.argsort(-weights, kind="stable")[:n_spans]
+                    keep = [s for rank, s in enumerate(order) if rank == 0 or weights[s] > 1 / len(weights)]
+                    spans = []
+                    for s in keep:
+                        offsets = notes[i][s][1]
+                        if len(offsets):  # an empty note's one segment holds no text
+                            start, end = int(offsets[:, 0].min()), int(offsets[:, 1].max())
+                            spans.append({"start": start, "end": end, "text": texts[i][start:end],
+                                          "attention": round(float(weights[s]), 6), "segment": int(s)})
+                    evidence[i].append(spans)
+    return evidence
+
+
 def predict(model_dir: str | Path, note_ids: list[str], texts: list[str], top_k: int = 5, n_spans: int = 3,
             max_len: int | None = None, batch_size: int = 32, device: str = "auto", progress: bool = True) -> dict:
     """`{model, head, max_len, max_len_source, notes: [{note_id, codes: [{rank, code, description,
     probability, evidence?}]}]}` for the notes, from the model folder."""
     from .finetune import predict_notes
+    from .neural_predict import is_neural_baseline
 
     model_dir = Path(model_dir)
+    if is_neural_baseline(model_dir):  # notebook 05's mha / cnn rows: words, not WordPieces
+        from . import neural_predict
+
+        return neural_predict.predict(model_dir, note_ids, texts, top_k=top_k, n_spans=n_spans, max_len=max_len,
+                                      batch_size=batch_size, device=device, progress=progress)
     model, tokenizer = load_model(model_dir)
     max_len, source = resolve_max_len(model_dir, model.config, max_len)
     codes = list(model.config.icd_codes)
@@ -240,8 +297,9 @@ def predict(model_dir: str | Path, note_ids: list[str], texts: list[str], top_k:
                           progress=progress)  # (n_notes, L)
     k = min(top_k, len(codes))
     top = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # ties: label-set order
-    evidence = attention_evidence(model, tokenizer, texts, max_len, top, n_spans, batch_size=batch_size,
-                                  device=device, progress=progress)
+    evidence_of = segment_evidence if model.config.icd_head == "hier" else attention_evidence
+    evidence = evidence_of(model, tokenizer, texts, max_len, top, n_spans, batch_size=batch_size,
+                           device=device, progress=progress)
     descriptions = describe_codes(codes, model_dir)
     notes = []
     for i, note_id in enumerate(note_ids):

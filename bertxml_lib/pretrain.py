@@ -149,19 +149,20 @@ def _save_checkpoint(path: Path, ctx: DistContext, collator, **state) -> None:
 def pretrain_mlm(tokenizer, train_texts: list[str], dev_texts: list[str], cfg: PretrainConfig,
                  out_dir: str | Path, progress: bool = True, *, checkpoint_dir: str | Path | None = None,
                  checkpoint_every: int = 0, resume: bool = False,
-                 model: BertForMaskedLM | None = None) -> pd.DataFrame:
+                 model: BertForMaskedLM | None = None, cache_dir: str | Path | None = None) -> pd.DataFrame:
     """Pretrain `BertForMaskedLM` (config `cfg.encoder`, positions up to 1024; or continue `model`) on
     training notes split into `cfg.max_len` segments; rank 0 saves it with `save_pretrained` (plus the
     tokenizer) to `out_dir`.
 
     Every `checkpoint_every` steps `checkpoint_dir/checkpoint.pt` is replaced; `resume=True` continues
     from it exactly (same losses at the same steps as an uninterrupted run), or starts afresh if absent.
-    Under `torchrun` each rank computes a share of every global batch (DDP).
+    Under `torchrun` each rank computes a share of every global batch (DDP). `cache_dir` (a run's
+    `RunPaths.token_cache_dir`) caches the notes' token ids on disk (`token_cache`; speed only).
     Returns the loss curve: one row per step (train loss) and per epoch (dev loss)."""
     ctx, device = init_distributed(cfg.device)
     seed_everything(cfg.seed)
-    train_segments, _ = encode_notes(tokenizer, train_texts, cfg.max_len)
-    dev_segments, _ = encode_notes(tokenizer, dev_texts, cfg.max_len)
+    train_segments, _ = encode_notes(tokenizer, train_texts, cfg.max_len, cache_dir=cache_dir)  # token cache: optional
+    dev_segments, _ = encode_notes(tokenizer, dev_texts, cfg.max_len, cache_dir=cache_dir)
     if model is None:
         config = make_bert_config(cfg.encoder, len(tokenizer), tokenizer.pad_token_id)
         if cfg.dropout is not None:
@@ -284,7 +285,8 @@ def save_loss_curve(curve: pd.DataFrame, csv_path: str | Path, png_path: str | P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    write_csv(csv_path, curve)
+    # tokens/s is a wall-clock rate that differs between runs: the table keeps what the seed fixes.
+    write_csv(csv_path, curve.drop(columns=["tokens_per_s"], errors="ignore"))
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     train, dev = curve[curve["split"] == "train"], curve[curve["split"] == "dev"]
     if len(train):

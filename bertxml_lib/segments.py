@@ -1,4 +1,5 @@
-"""Notebooks 03/04/07: note segmenting, length-bucketed batching and segment max-pooling (paper 4.1).
+"""Notebooks 03/04/07: note segmenting, length-bucketed batching and segment max-pooling (paper 4.1), and the
+notes-of-segments inputs of hierarchical BERT (Ji et al., seed 003).
 
 Paper 4.1: notes longer than the maximum length are split into consecutive segments, each padded to
 the maximum length; a note's probability for a code is the highest over its segments. Padding every
@@ -31,27 +32,79 @@ def split_into_segments(token_ids: list[int], max_len: int, cls_id: int, sep_id:
     return [[cls_id, *token_ids[i:i + content], sep_id] for i in range(0, len(token_ids), content)]
 
 
-def encode_notes(tokenizer, texts: list[str], max_len: int, batch_size: int = 256) -> tuple[list[list[int]], np.ndarray]:
+def _note_token_ids(tokenizer, texts: list[str], batch_size: int, cache_dir=None):
+    """Each note's token ids (fast tokenizer, batched, no special tokens, no truncation), in order; with
+    `cache_dir`, read from / stored in the on-disk token cache (`token_cache`)."""
+    from .token_cache import note_token_ids
+
+    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+        raise ValueError("tokenizer must define [CLS] and [SEP] tokens (a BERT WordPiece tokenizer)")
+    return note_token_ids(tokenizer, list(texts), batch_size, cache_dir)  # list: a Series would slice by label
+
+
+def encode_notes(tokenizer, texts: list[str], max_len: int, batch_size: int = 256,
+                 cache_dir=None) -> tuple[list[list[int]], np.ndarray]:
     """Tokenize notes (fast tokenizer, batched, no truncation) and split them into segments.
 
     Returns `(segments, segment_note_index)`: all segments in note order and, per segment, the
-    position in `texts` of the note it came from.
+    position in `texts` of the note it came from. With `cache_dir` (a run's
+    `RunPaths.token_cache_dir`), token ids are cached on disk by tokenizer and notes (not `max_len`).
     """
-    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise ValueError("tokenizer must define [CLS] and [SEP] tokens (a BERT WordPiece tokenizer)")
-    texts = list(texts)  # a pandas Series would slice by label below
     segments: list[list[int]] = []
     note_index: list[int] = []
-    for start in range(0, len(texts), batch_size):
-        batch = [str(t) for t in texts[start:start + batch_size]]
-        # verbose=False: long notes exceed model_max_length on purpose; we split them ourselves.
-        ids = tokenizer(batch, add_special_tokens=False, truncation=False, verbose=False,
-                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-        for offset, note_ids in enumerate(ids):
-            note_segments = split_into_segments(note_ids, max_len, tokenizer.cls_token_id, tokenizer.sep_token_id)
-            segments.extend(note_segments)
-            note_index.extend([start + offset] * len(note_segments))
+    for note, note_ids in enumerate(_note_token_ids(tokenizer, texts, batch_size, cache_dir)):
+        note_segments = split_into_segments(note_ids, max_len, tokenizer.cls_token_id, tokenizer.sep_token_id)
+        segments.extend(note_segments)
+        note_index.extend([note] * len(note_segments))
     return segments, np.asarray(note_index, dtype=np.int64)
+
+
+def n_hier_segments(max_len: int, segment_len: int) -> int:
+    """Segments a hierarchical model needs for a note's first `max_len` tokens: ceil(max_len / (segment_len - 2))."""
+    if segment_len < 3 or max_len < 1:
+        raise ValueError(f"need segment_len >= 3 and max_len >= 1, got {segment_len}, {max_len}")
+    return -(-max_len // (segment_len - 2))
+
+
+def encode_notes_hierarchical(tokenizer, texts: list[str], max_len: int, segment_len: int,
+                              batch_size: int = 256, cache_dir=None) -> list[list[list[int]]]:
+    """Per note, its first `max_len` tokens split into `[CLS] <= segment_len-2 tokens [SEP]` segments
+    (hierarchical BERT: one prediction per note, nothing after `max_len` tokens is read)."""
+    n_hier_segments(max_len, segment_len)  # validates
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    return [split_into_segments(ids[:max_len], segment_len, cls_id, sep_id)
+            for ids in _note_token_ids(tokenizer, texts, batch_size, cache_dir)]
+
+
+def pad_hier_batch(notes: list[list[list[int]]], pad_id: int) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """Notes of segments -> `(input_ids, attention_mask)`, both `(batch, n_segments, seq)`: segments are
+    right-padded to the longest segment, notes to the most segments with absent (all-padding) segments."""
+    if not notes or any(not segments for segments in notes):
+        raise ValueError("pad_hier_batch needs at least one note, each with at least one segment")
+    n_segments = max(len(segments) for segments in notes)
+    seq = max(len(s) for segments in notes for s in segments)
+    input_ids = torch.full((len(notes), n_segments, seq), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(notes), n_segments, seq), dtype=torch.long)
+    for row, segments in enumerate(notes):
+        for k, segment in enumerate(segments):
+            input_ids[row, k, :len(segment)] = torch.as_tensor(segment, dtype=torch.long)
+            attention_mask[row, k, :len(segment)] = 1
+    return input_ids, attention_mask
+
+
+def hier_note_lengths(notes: list[list[list[int]]]) -> np.ndarray:
+    """A note's padded size as a hierarchical input, `n_segments * longest segment`, for token budgets."""
+    return np.array([len(segments) * max(len(s) for s in segments) for segments in notes], dtype=np.int64)
+
+
+def hier_pad_fraction(notes: list[list[list[int]]], batches: list[np.ndarray]) -> float:
+    """Share of encoded positions that are padding: each batch encodes its present segments at its longest segment."""
+    computed = real = 0
+    for batch in batches:
+        segments = [s for b in batch for s in notes[b]]
+        computed += len(segments) * max(len(s) for s in segments)
+        real += sum(len(s) for s in segments)
+    return 0.0 if computed == 0 else 1.0 - real / computed
 
 
 def length_bucketed_batches(lengths: Sequence[int], batch_tokens: int, shuffle: bool, seed: int,

@@ -229,3 +229,13 @@ def test_spans_merge_adjacent_top_words():
     # w3 is in the top 3 but below the uniform share 1/4: left out, so w1 w2 stay one span.
     assert predict._spans(weights, offsets, words, 3) == [(3, 10, pytest.approx(0.8))]
     assert predict._spans(np.array([]), offsets[:0], words[:0], 3) == []
+
+
+def test_descriptions_follow_the_label_sets_icd_version(tmp_path):
+    from bertxml_lib.predict import describe_codes
+
+    write_json(tmp_path / "cohort" / "label_set.json",
+               {"codes": ["401.9"], "descriptions": {"401.9": "label-set 401.9"}, "icd_version": 9})
+    got = describe_codes(["401.9", "250.00", "not-a-code"], tmp_path / "models" / "row")
+    assert got == ["label-set 401.9", "Diabetes mellitus without mention of complication, type II or unspecified "
+                   "type, not stated as uncontrolled", "not-a-code"]
