@@ -128,7 +128,7 @@ def run_logreg(out_dir: str | Path, max_tokens: int = 512, C: float = 1.0, seed:
     y_test = cohort.label_matrix(test)
     macro, skipped = metrics.macro_auc(y_test, test_probs)
     record = {
-        "model": row, "family": "logreg", "encoder": "", "max_len": int(max_tokens),
+        "model": row, "family": "logreg", "encoder": "", "max_len": int(max_tokens), "status": "ok",
         "micro_auc": metrics.micro_auc(y_test, test_probs), "macro_auc": macro, "n_codes_skipped": skipped,
         "dev_micro_auc": metrics.micro_auc(cohort.label_matrix(dev), dev_probs),
         "train_seconds": round(train_seconds, 2), "best_epoch": None, "seed": seed,
