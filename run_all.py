@@ -4,6 +4,7 @@
     python run_all.py                       # quick profile -> results/quick/
     python run_all.py --profile ci --set cohort.min_train_count=5 --set 04.finetune.epochs=2
     python run_all.py --list | --dry-run | --only 06 07 | --from 04 | --force
+    python run_all.py --profile ci --seeds 0 1 2   # one run per seed, Table 2 mean ± sd in tables/table2_seeds.csv
 
 Exit status: 0 ok, 1 a notebook failed, 2 usage or bad input (a notebook's DataError/ConfigError too),
 130 interrupted (Ctrl-C or SIGTERM; finished notebooks are kept and the next run continues).
@@ -38,6 +39,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--force", action="store_true", help="re-execute even when cached")
     ap.add_argument("--out", type=Path, help="output folder (default results/<profile>)")
     ap.add_argument("--no-site", action="store_true", help="skip rendering the HTML site")
+    ap.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                    help="run the profile once per seed into <out>/seed_<s>/ and write <out>/tables/table2_seeds.csv "
+                         "(mean ± sd of every Table 2 metric across seeds)")
     ap.add_argument("--bench", type=Path, help="with --dry-run: a `bertxml_lib.bench pretrain --json` file to estimate from")
     ap.add_argument("--gpus", type=int, default=1, help="with --dry-run and --bench: number of devices")
     return ap.parse_args(argv)
@@ -46,8 +50,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out_dir = (args.out or Path("results") / args.profile).resolve()
+    if args.seeds:
+        return _main_seeds(args, out_dir)
+    return _run(args, out_dir)
+
+
+def _run(args: argparse.Namespace, out_dir: Path, extra_sets: tuple[str, ...] = ()) -> int:
+    """One run of the profile into `out_dir` (`extra_sets` after the user's `--set`s)."""
     try:
-        global_sets, per_notebook = config.parse_sets([s for group in args.sets for s in group])
+        global_sets, per_notebook = config.parse_sets([s for group in args.sets for s in group] + list(extra_sets))
         jobs, flat = runner.plan(args.profile, out_dir, global_sets, per_notebook)
         selected = runner.select(jobs, args.only, args.start_from)
     except (config.ConfigError, FileNotFoundError) as exc:
@@ -90,6 +101,26 @@ def main(argv: list[str] | None = None) -> int:
         index = render_site(out_dir, executed, f"BERT-XML reproduction — {args.profile} profile")
         print(f"site: {index}")
     print(f"done in {manifest['total_seconds']:.1f}s -> {out_dir}")
+    return 0
+
+
+def _main_seeds(args: argparse.Namespace, out_dir: Path) -> int:
+    """One complete run per seed (each cached on its own), then Table 2 as mean ± sd across seeds."""
+    from bertxml_lib import multiseed
+
+    for seed in args.seeds:
+        print(f"== seed {seed} ==", flush=True)
+        code = _run(args, multiseed.seed_dir(out_dir, seed), (f"seed={seed}",))
+        if code:
+            return code
+    if args.list or args.dry_run:
+        return 0
+    try:
+        path = multiseed.write_multiseed(out_dir, args.seeds)
+    except FileNotFoundError as exc:  # e.g. --only without notebook 06
+        print(f"run_all.py: no multi-seed table: {exc}", file=sys.stderr)
+        return 0
+    print(f"multi-seed Table 2 (mean ± sd over seeds {args.seeds}): {path}")
     return 0
 
 

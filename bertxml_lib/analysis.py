@@ -18,27 +18,31 @@ import pandas as pd
 
 from . import icd, metrics
 from .paper_compare import paper_vs_reproduced  # noqa: F401  (re-exported: notebook 06 and tests use it here)
-from .paper_results import FAMILIES, paper_table4
+from .paper_results import OUR_FAMILIES, paper_table4
 from .predictions import Predictions
 
-_ROW_RE = re.compile(r"^ehr_(?P<encoder>[a-z0-9]+)_(?P<family>cls|xml)_(?P<max_len>\d+)$")
-_LOGREG_RE = re.compile(r"^logreg_(?P<max_len>\d+)$")
+# Row names (see docs/DESIGN.md): ehr_<encoder>_<head>_<len>, offshelf[_finetuned]_<head>_<len>,
+# clinical_<head>_<len>, and the baselines logreg_<len>, mha_<len>, cnn_<len>.
+_ROW_RE = re.compile(r"^ehr_(?P<encoder>[a-z0-9]+)_(?P<family>cls|xml|lan|hier)_(?P<max_len>\d+)$")
+_PRETRAINED_RE = re.compile(r"^(?P<encoder>offshelf|offshelf_finetuned|clinical)_(?P<head>cls|xml)_(?P<max_len>\d+)$")
+_BASELINE_RE = re.compile(r"^(?P<family>logreg|mha|cnn)_(?P<max_len>\d+)$")
 CI_COLUMNS = [f"{m}_ci_{side}" for m in metrics.METRICS for side in ("low", "high")]
 TABLE2_COLUMNS = ["model", "family", "encoder", "max_len", *metrics.METRICS, *CI_COLUMNS, "threshold",
-                  "threshold_mode", "n_codes", "n_codes_skipped", "n_bootstrap", "train_seconds"]
+                  "threshold_mode", "n_codes", "n_codes_skipped", "n_bootstrap", "train_seconds", "status"]
 
 
 def row_meta(row: str, meta: dict | None = None) -> dict:
     """`family, encoder, max_len, train_seconds` of a row: from its metrics record, else from its name."""
     meta = dict(meta or {})
-    parsed = _ROW_RE.match(row) or _LOGREG_RE.match(row)
+    parsed = _ROW_RE.match(row) or _PRETRAINED_RE.match(row) or _BASELINE_RE.match(row)
     guess = parsed.groupdict() if parsed else {}
-    if _LOGREG_RE.match(row):
-        guess["family"] = "logreg"
+    if "head" in guess:
+        guess["family"] = "clinical" if guess["encoder"] == "clinical" else "offshelf"
     family = meta.get("family") or guess.get("family")
     if family is None:
-        raise ValueError(f"row {row!r}: no metrics record with a family and the name matches neither "
-                         f"ehr_<encoder>_<cls|xml>_<max_len> nor logreg_<max_len>")
+        raise ValueError(f"row {row!r}: no metrics record with a family and the name matches none of "
+                         f"ehr_<encoder>_<head>_<max_len>, offshelf[_finetuned]_<head>_<max_len>, "
+                         f"clinical_<head>_<max_len>, <logreg|mha|cnn>_<max_len>")
     max_len, seconds = meta.get("max_len", guess.get("max_len")), meta.get("train_seconds")
     return {"family": family, "encoder": meta.get("encoder", guess.get("encoder", "")) or "",
             "max_len": int(max_len) if max_len not in (None, "") else None,
@@ -71,9 +75,11 @@ def _sort_key(family: str, encoder: str, max_len) -> tuple:
     from .encoders import ENCODERS
 
     encoders = list(ENCODERS)
-    return (FAMILIES.index(family) if family in FAMILIES[:5] else 5,
+    # EHR BERT rows (cls, xml) are grouped by encoder as in the paper's Table 2, heads within an encoder.
+    ehr = ("cls", "xml")
+    return (OUR_FAMILIES.index(family if family not in ehr else "cls") if family in OUR_FAMILIES else len(OUR_FAMILIES),
             encoders.index(encoder) if encoder in encoders else len(encoders), encoder,
-            ("cls", "xml").index(family) if family in ("cls", "xml") else -1, max_len or 0)
+            ehr.index(family) if family in ehr else -1, max_len or 0)
 
 
 def table2(preds: list[Predictions], test_labels: np.ndarray, metrics_meta: dict[str, dict],
@@ -100,7 +106,8 @@ def table2(preds: list[Predictions], test_labels: np.ndarray, metrics_meta: dict
         row |= {"threshold": np.nan if threshold is None else float(np.median(threshold)),
                 "threshold_mode": "" if threshold is None else ("dev_per_code_median" if per_code else "dev_global"),
                 "n_codes": probs.shape[1], "n_codes_skipped": int((~metrics.evaluable_codes(test_labels)).sum()),
-                "n_bootstrap": n_bootstrap if patient_ids is not None else 0, "train_seconds": meta["train_seconds"]}
+                "n_bootstrap": n_bootstrap if patient_ids is not None else 0, "train_seconds": meta["train_seconds"],
+                "status": "ok"}
         rows.append(row)
     rows.sort(key=lambda r: _sort_key(r["family"], r["encoder"], r["max_len"]))
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
@@ -171,8 +178,8 @@ def auc_distribution_figure(per_code_auc: dict[str, np.ndarray], path: str | Pat
         ax.hist(v, bins=bins, histtype="step", linewidth=2,
                 label=f"{row}: median {np.median(v) if n else np.nan:.3f}, {n_high}/{n} codes ≥ {high_auc:g}")
     ax.axvline(high_auc, color="k", linestyle="--", linewidth=1)
-    ax.set(xlabel="test AUC of one ICD-10 code", ylabel="codes",
-           title="Figure 2 (paper 4.4): distribution of per-code AUC across ICD-10 codes")
+    ax.set(xlabel="test AUC of one ICD code", ylabel="codes",
+           title="Figure 2 (paper 4.4): distribution of per-code AUC across ICD codes")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -181,12 +188,13 @@ def auc_distribution_figure(per_code_auc: dict[str, np.ndarray], path: str | Pat
 
 
 def confused_pairs(pred: Predictions, test_labels: np.ndarray, codes: Sequence[str], descriptions: dict[str, str],
-                   top: int = 10) -> pd.DataFrame:
+                   top: int = 10, icd_version: int = 10) -> pd.DataFrame:
     """For the `top` lowest-AUC codes: the code most often scored above it on its positive notes.
 
     The rate of another code k = share of code j's positive notes, among those where k is absent, on
-    which k gets the higher probability. `confused_with` is the highest-rate code of j's ICD-10 category
-    (`icd.related_codes`; ties go to the closest code), else of all codes (`same_category` False).
+    which k gets the higher probability. `confused_with` is the highest-rate code of j's category
+    (`icd.related_codes` for `icd_version` 9 or 10; ties go to the closest code), else of all codes
+    (`same_category` False).
     `other_rate` is the mean rate of the codes outside the category: the level a related code must beat
     for "the model confuses closely related classes" (paper 4.4: G44.029 vs G44.329) to hold.
     """
@@ -204,7 +212,7 @@ def confused_pairs(pred: Predictions, test_labels: np.ndarray, codes: Sequence[s
         compared = absent.sum(axis=0)
         rate = np.where(compared > 0, above.sum(axis=0) / np.maximum(compared, 1), np.nan)  # (L,)
         rate[j] = np.nan
-        related = [index[c] for c in icd.related_codes(codes[j], codes)]
+        related = [index[c] for c in icd.related_codes(codes[j], codes, icd_version)]
         others = np.setdiff1d(np.arange(len(codes)), [j, *related])
         candidates = np.array(related or others, dtype=int)
         found = not np.isnan(rate[candidates]).all()
@@ -350,6 +358,40 @@ def tune_thresholds(preds: list[Predictions], dev_labels: np.ndarray, per_code: 
     return {p.row: thresholds.tune(dev_labels, p.dev_probs, per_code) for p in preds}
 
 
+def with_not_run_rows(table2_df: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    """Table 2 plus one row per model that was planned but not run (e.g. BioBERT without local weights):
+    its `status` says why, its metrics are empty. Such rows come from `metrics/<row>.json` records
+    whose `status` is not "ok"."""
+    extra = [{"model": r["model"], **{k: v for k, v in row_meta(r["model"], r).items() if k != "train_seconds"},
+              "status": r["status"]} for r in records if r.get("status", "ok") != "ok"]
+    if not extra:
+        return table2_df
+    rows = table2_df.to_dict("records") + extra
+    rows.sort(key=lambda r: _sort_key(r["family"], r["encoder"], r["max_len"]))
+    return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
+
+
+#: Wall-clock measurements differ between two runs of the same seed. They stay out of `tables/*.csv` (byte-
+#: identical across runs, tested) and are recorded in `metrics/timings/analysis.json` instead.
+TIMING_COLUMNS = ("train_seconds",)
+TIMING_QUANTITIES = ("training time at max_len 1024 / at 512",)
+
+
+def write_timings(paths, table2_df: pd.DataFrame, comparison: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the run-varying parts of Table 2 and the paper comparison (training times) to
+    `metrics/timings/analysis.json`; return both tables without them, as they go to `tables/`."""
+    from .atomic import write_json
+
+    timed = comparison["quantity"].isin(TIMING_QUANTITIES)
+    seconds = table2_df[["model", *[c for c in TIMING_COLUMNS if c in table2_df]]].dropna()
+    write_json(paths.metrics_dir / "timings" / "analysis.json", {
+        "train_seconds": {r["model"]: r["train_seconds"] for r in seconds.to_dict("records") if "train_seconds" in r},
+        "paper_vs_reproduced": comparison[timed].astype(object).where(comparison[timed].notna(), None).to_dict("records"),
+    })
+    return (table2_df.drop(columns=[c for c in TIMING_COLUMNS if c in table2_df]),
+            comparison[~timed].reset_index(drop=True))
+
+
 def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 45, high_auc: float = 0.98,
                  confused_top: int = 10, n_bootstrap: int = 200, seed: int = 0, per_code_thresholds: bool = False,
                  n_freq_bins: int = 4) -> dict:
@@ -358,7 +400,9 @@ def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 
     Thresholds are tuned per row on dev (`per_code_thresholds` for one per code) before test is read;
     CIs come from `n_bootstrap` patient resamples drawn with `seed` (0 skips them). Table 4, Figure
     2's count of high-AUC codes and the confused pairs use the best XML row (the paper's Big EHR
-    BERT + XML), or the best row when no XML row was run. Outputs are written atomically.
+    BERT + XML), or the best row when no XML row was run. Outputs are written atomically; training
+    times go to `metrics/timings/analysis.json`, not to the tables (`write_timings`). The label set's
+    `icd_version` (9 or 10) decides which codes count as related in the confused pairs.
     """
     from .atomic import read_json, write_csv
     from .cohort import load_cohort
@@ -385,18 +429,22 @@ def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 
     t4 = table4_per_code(by_row[focus], y, cohort.codes, cohort.descriptions, cohort.train_counts, top_codes)
     per_code = {row: metrics.per_code_auc(y, by_row[row].test_probs) for row in best.values()}
     n_high, n_evaluated = count_high_auc(per_code[focus], high_auc)
-    confused = confused_pairs(by_row[focus], y, cohort.codes, cohort.descriptions, confused_top)
+    icd_version = int(read_json(paths.label_set).get("icd_version", 10))
+    confused = confused_pairs(by_row[focus], y, cohort.codes, cohort.descriptions, confused_top, icd_version)
     codes_per_note = float(cohort.split("train")["codes"].map(len).mean())
     comparison = paper_vs_reproduced(
         t2, t3, {"row": focus, "n_high": n_high, "n_evaluated": n_evaluated, "threshold": high_auc},
         confused, _read_oov(paths), codes_per_note)
 
-    write_csv(paths.table("table2.csv"), t2)
+    records = [read_json(f) for f in sorted(paths.metrics_dir.glob("*.json"))]
+    t2 = with_not_run_rows(t2, records)
+    tables_t2, tables_comparison = write_timings(paths, t2, comparison)
+    write_csv(paths.table("table2.csv"), tables_t2)
     write_csv(paths.table("table3_low_frequency.csv"), t3)
     write_csv(paths.table("table4_per_code.csv"), t4)
     write_csv(paths.table("frequency_bins.csv"), bins)
     write_csv(paths.table("confused_pairs.csv"), confused)
-    write_csv(paths.table("paper_vs_reproduced.csv"), comparison)
+    write_csv(paths.table("paper_vs_reproduced.csv"), tables_comparison)
     auc_distribution_figure(per_code, paths.figure("figure2_auc_distribution.png"), high_auc)
     frequency_bins_figure(bins, paths.figure("frequency_bins.png"))
     return {"table2": t2, "table3": t3, "table4": t4, "frequency_bins": bins, "confused_pairs": confused,

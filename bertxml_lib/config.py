@@ -8,8 +8,10 @@ from typing import Any
 import yaml
 
 PROFILES_FILE = Path(__file__).resolve().parent.parent / "configs" / "profiles.yaml"
-# Parameters the runner sets per execution (not profile keys): output folder and the row of Table 2.
-RUNNER_PARAMS = ("out_dir", "encoder", "variant", "max_len")
+# Parameters the runner sets per execution (not profile keys): output folder, the row of Table 2 (encoder,
+# variant, max_len for notebook 04; the baseline `model` for notebook 05), and the local checkpoint of the
+# `clinical` row (`--set 04.pretrained_path=DIR`, given to that row only).
+RUNNER_PARAMS = ("out_dir", "encoder", "variant", "max_len", "pretrained_path", "model")
 
 
 class ConfigError(ValueError):
@@ -62,6 +64,36 @@ def speed_only_keys(path: str | Path = PROFILES_FILE) -> set[str]:
     return set(load_profiles_file(path).get("speed_only", []))
 
 
+def render_only_keys(path: str | Path = PROFILES_FILE) -> set[str]:
+    """Keys that change only what is drawn or printed: they enter the fingerprint of the notebooks that
+    take them, not their downstream notebooks' (`runner.plan`)."""
+    return set(load_profiles_file(path).get("render_only", []))
+
+
+def choices(path: str | Path = PROFILES_FILE) -> dict[str, list]:
+    """{key: allowed values} for keys whose values are not all of the default's type (render.show_text)."""
+    return dict(load_profiles_file(path).get("choices", {}) or {})
+
+
+def resolve_show_text(value: Any, source: str = "", out_dir: str | Path | None = None) -> bool:
+    """`render.show_text` as a bool: true/false as given; `auto` shows note text only for the synthetic
+    source (issue 6: real notes reach no figure, notebook, site page or log unless the user asks).
+
+    Without `source`, the run folder `out_dir` tells: `raw/source.json` is written for every real source,
+    `raw/notes.parquet` alone only by the synthetic one; with neither, text stays hidden."""
+    if isinstance(value, bool):
+        return value
+    if value != "auto":
+        raise ConfigError(f"render.show_text must be auto, true or false, got {value!r}")
+    if not source and out_dir is not None:
+        raw = Path(out_dir) / "raw"
+        if (raw / "source.json").exists():
+            source = str(yaml.safe_load((raw / "source.json").read_text()).get("source", "real"))
+        elif (raw / "notes.parquet").exists():
+            source = "synthetic"
+    return source == "synthetic"
+
+
 def parse_value(text: str) -> Any:
     """`--set` values are YAML scalars or lists: 5, 0.1, true, cpu, [small, big]."""
     try:
@@ -78,6 +110,13 @@ def check_override(key: str, value: Any, defaults: dict[str, Any]) -> Any:
         close = [k for k in defaults if k.split(".")[-1] == key.split(".")[-1]]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"unknown parameter {key!r}{hint}")
+    allowed = choices().get(key)
+    if allowed is not None:
+        # Compare types too: 1 == True in Python, but `render.show_text=1` is not a choice.
+        if not any(value == a and type(value) is type(a) for a in allowed):
+            raise ConfigError(f"parameter {key!r} expects one of {', '.join(map(_yaml_scalar, allowed))}, "
+                              f"got {type(value).__name__} {value!r}")
+        return value
     expected = defaults[key]
     if isinstance(expected, bool) or isinstance(value, bool):
         ok = isinstance(value, bool) and isinstance(expected, bool)
@@ -116,3 +155,7 @@ def parse_sets(items: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, An
         else:
             global_sets[key] = value
     return global_sets, per_notebook
+
+
+def _yaml_scalar(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -32,3 +32,36 @@ def load_offshelf_tokenizer():
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return AutoTokenizer.from_pretrained(offshelf_model_dir())
+
+
+def prepare_offshelf_dir(target: str | Path, layers: int = 0) -> Path:
+    """Write the shipped checkpoint (encoder + tokenizer) to `target`, keeping its first `layers`
+    transformer layers (0 = all six), and return `target`.
+
+    Cutting layers is a profile-size choice, like the `tiny`/`mini` EHR encoders: `ci` and `quick` keep
+    one layer so the off-the-shelf rows fit their time budget on two CPU cores; `paper` keeps all six.
+    The folder is reused when it already holds the same cut (config says so); written atomically.
+    """
+    import json
+
+    from transformers import BertModel
+
+    from .atomic import atomic_path
+
+    target = Path(target)
+    source = offshelf_model_dir()
+    n_total = json.loads((source / "config.json").read_text())["num_hidden_layers"]
+    if not 0 <= layers <= n_total:
+        raise ValueError(f"offshelf.layers must be between 0 (all) and {n_total}, got {layers}")
+    keep = layers or n_total
+    config_file = target / "config.json"
+    if config_file.exists() and json.loads(config_file.read_text()).get("num_hidden_layers") == keep:
+        return target
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    encoder = BertModel.from_pretrained(source, add_pooling_layer=False, attn_implementation="sdpa")
+    encoder.encoder.layer = encoder.encoder.layer[:keep]
+    encoder.config.num_hidden_layers = keep
+    with atomic_path(target) as tmp:
+        encoder.save_pretrained(tmp)
+        load_offshelf_tokenizer().save_pretrained(tmp)
+    return target

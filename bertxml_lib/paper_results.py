@@ -21,6 +21,10 @@ import pandas as pd
 FAMILIES = ("logreg", "mha", "offshelf", "biobert", "clinicalbert", "cls", "xml")
 #: Families built on a transformer encoder (paper 4.4: "all BERT based models").
 BERT_FAMILIES = ("offshelf", "biobert", "clinicalbert", "cls", "xml")
+#: Our Table 2 families in display order: the paper's (a user's BioBERT / clinical BERT is `clinical`),
+#: then the companion study's (seed 003: Ji et al.) CNN baseline, label-attention and hierarchical heads.
+OUR_FAMILIES = ("logreg", "mha", "cnn", "offshelf", "clinical", "cls", "xml", "lan", "hier")
+OUR_BERT_FAMILIES = ("offshelf", "clinical", "cls", "xml", "lan", "hier")
 
 
 def _data_file(name: str):
@@ -41,6 +45,29 @@ def paper_table2() -> pd.DataFrame:
     if unknown:
         raise ValueError(f"paper_table2.csv: unknown family {sorted(unknown)}; expected one of {FAMILIES}")
     return df
+
+
+#: Our profile-sized EHR encoders stand in for the paper's (Table 1): same shape, smaller.
+STAND_IN = {"tiny": "small", "mini": "big"}
+
+
+def paper_rows_for(model: str, family: str, encoder: str, max_len) -> pd.DataFrame:
+    """The paper's Table 2 row(s) that our row reproduces (empty when the paper has none, e.g. CNN, LAN,
+    hierarchical BERT, or EHR BERT Small + XML at 512). `clinical` (a user's checkpoint) matches both
+    BioBERT and clinical BERT; off-the-shelf rows match by continued pretraining and length."""
+    paper = paper_table2()
+    ml = paper["max_len"].astype("float")
+    if family in ("logreg", "mha"):
+        return paper[(paper["family"] == family) & (ml == float(max_len))]
+    if family == "clinical":
+        return paper[paper["family"].isin(["biobert", "clinicalbert"])]
+    if family == "offshelf":
+        finetuned = paper["encoder"].str.contains("finetuned")
+        return paper[(paper["family"] == "offshelf") & (finetuned == ("finetuned" in str(encoder))) & (ml == float(max_len))]
+    if family in ("cls", "xml"):
+        enc = STAND_IN.get(encoder, encoder)
+        return paper[(paper["family"] == family) & (paper["encoder"] == enc) & (ml == float(max_len))]
+    return paper.iloc[0:0]
 
 
 def paper_table4() -> pd.DataFrame:

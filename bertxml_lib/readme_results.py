@@ -1,6 +1,7 @@
 """Render the README's results and benchmark sections from recorded outputs (never typed by hand).
 
     python -m bertxml_lib.readme_results results/quick                    # results section
+    python -m bertxml_lib.readme_results results/quick --seeds results/ci_seeds/tables/table2_seeds.csv
     python -m bertxml_lib.readme_results --bench results/bench/*.json     # benchmark-ladder section
 """
 from __future__ import annotations
@@ -38,9 +39,18 @@ def results_section(run_dir: Path, repo: Path) -> str:
     paths = RunPaths(run_dir)
     manifest = read_json(paths.manifest)
     table2 = pd.read_csv(paths.table("table2.csv"))
-    cols = [c for c in ("model", "max_len", "micro_auc", "micro_auc_ci_low", "micro_auc_ci_high", "macro_auc",
-                        "micro_f1", "macro_f1", "p_at_5", "map", "n_codes", "train_seconds") if c in table2]
     compare = pd.read_csv(paths.table("paper_vs_reproduced.csv"))[["quantity", "paper", "reproduced", "holds"]]
+    # Training times are kept out of tables/ (they differ between runs): metrics/timings/analysis.json.
+    timings_file = paths.metrics_dir / "timings" / "analysis.json"
+    if timings_file.exists():
+        timings = read_json(timings_file)
+        table2["train_seconds"] = table2["model"].map(timings.get("train_seconds", {}))
+        extra = pd.DataFrame(timings.get("paper_vs_reproduced", []), columns=["quantity", "paper", "reproduced", "holds"])
+        compare = pd.concat([compare, extra], ignore_index=True) if len(extra) else compare
+    table2 = with_paper_columns(table2)
+    cols = [c for c in ("model", "max_len", "micro_auc", "micro_auc_ci_low", "micro_auc_ci_high", "macro_auc",
+                        "micro_f1", "macro_f1", "p_at_5", "map", "train_seconds", "paper row", "paper micro",
+                        "paper macro", "status") if c in table2]
     executed = sum(n.get("seconds", 0.0) for n in manifest["notebooks"])
     when = dt.datetime.fromtimestamp(paths.manifest.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d")
     figs = []
@@ -61,12 +71,39 @@ def results_section(run_dir: Path, repo: Path) -> str:
     )
 
 
+def with_paper_columns(table2: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 with the paper's row(s) that each of our rows reproduces (`paper_results.paper_rows_for`):
+    `paper row`, `paper micro`, `paper macro` ("—" where the paper has no such row)."""
+    from .paper_results import paper_rows_for
+
+    names, micro, macro = [], [], []
+    for r in table2.itertuples(index=False):
+        p = paper_rows_for(r.model, r.family, "" if pd.isna(r.encoder) else r.encoder, r.max_len)
+        names.append(" / ".join(p["model"]) or None)
+        micro.append(" / ".join(f"{v:.3f}" for v in p["micro_auc"]) or None)
+        macro.append(" / ".join(f"{v:.3f}" for v in p["macro_auc"]) or None)
+    return table2.assign(**{"paper row": names, "paper micro": micro, "paper macro": macro})
+
+
+def multiseed_section(table_path: Path) -> str:
+    """Mean ± sd across seeds of `run_all.py --seeds` (`tables/table2_seeds.csv`)."""
+    from .multiseed import mean_sd_text
+
+    t = pd.read_csv(table_path)
+    df = pd.DataFrame({"model": t["model"], "seeds": t["seeds"], "micro AUC": mean_sd_text(t, "micro_auc"),
+                       "macro AUC": mean_sd_text(t, "macro_auc"), "micro F1": mean_sd_text(t, "micro_f1")})
+    return f"**Across seeds** (`{table_path}`; mean ± sd):\n\n" + _md(df)
+
+
 def bench_section(files: list[Path]) -> str:
     """One table per benchmark JSON (`python -m bertxml_lib.bench TASK --json FILE`)."""
     parts = [BENCH_START]
     for f in files:
         b = read_json(f)
         m = b["machine"]
+        if b["task"] == "cohort":
+            parts.append(cohort_bench_table(b, f.name))
+            continue
         rows = [b["baseline"]] + b["rungs"]
         df = pd.DataFrame([{
             "rung": r["name"], "real tokens/s": r.get("real_tokens_per_s"), "notes/s": r.get("notes_per_s"),
@@ -82,6 +119,19 @@ def bench_section(files: list[Path]) -> str:
     return "\n".join(parts)
 
 
+def cohort_bench_table(b: dict, name: str) -> str:
+    """`python -m bertxml_lib.bench cohort`: notebook 01 per size, seconds and peak RSS against the bound."""
+    m = b["machine"]
+    df = pd.DataFrame([{
+        "raw notes": f"{s['raw_notes']:,}", "cohort notes": f"{s['cohort_notes']:,}", "seconds": s["seconds"],
+        "notes/s": s["notes_per_s"], "s per note vs smallest": s["time_per_note_ratio"],
+        "peak RSS MB": s["peak_rss_mb"], f"≤ {b['rss_bound_mb']} MB": "yes" if s["within_bound"] else "NO",
+    } for s in b["sizes"]])
+    return (f"**cohort** — notebook 01 on the synthetic generator ({b['work']}), one fresh process per size, "
+            f"{m['device']} ({m['cpu_count']} cores, load {m.get('load_average_1m', float('nan')):.1f}), {m['date']}; "
+            f"`{name}`\n\n" + _md(df))
+
+
 def _replace(readme: Path, start: str, end: str, content: str) -> None:
     text = readme.read_text()
     if start not in text or end not in text:
@@ -91,9 +141,12 @@ def _replace(readme: Path, start: str, end: str, content: str) -> None:
     write_text(readme, head + content + tail)
 
 
-def update_readme(run_dir: str | Path, readme: str | Path = "README.md") -> None:
+def update_readme(run_dir: str | Path, readme: str | Path = "README.md", seeds_table: str | Path | None = None) -> None:
     readme = Path(readme)
-    _replace(readme, START, END, results_section(Path(run_dir), readme.resolve().parent))
+    section = results_section(Path(run_dir), readme.resolve().parent)
+    if seeds_table:
+        section = section.replace(f"\n{END}", "\n\n" + multiseed_section(Path(seeds_table)) + f"\n{END}")
+    _replace(readme, START, END, section)
 
 
 def update_bench(files: list[str | Path], readme: str | Path = "README.md") -> None:
@@ -105,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_dir", type=Path, nargs="?")
     ap.add_argument("--bench", nargs="+", type=Path, help="benchmark JSON files for the ladder section")
     ap.add_argument("--readme", type=Path, default=Path("README.md"))
+    ap.add_argument("--seeds", type=Path, help="a `run_all.py --seeds` table (tables/table2_seeds.csv) to add")
     args = ap.parse_args(argv)
     if args.run_dir:
-        update_readme(args.run_dir, args.readme)
+        update_readme(args.run_dir, args.readme, args.seeds)
     if args.bench:
         update_bench(args.bench, args.readme)
     return 0

@@ -91,12 +91,18 @@ def job_params(stage: str, defaults: dict[str, Any], flat: dict[str, Any],
 def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook: dict[str, dict[str, Any]]) -> tuple[list[Job], dict[str, Any]]:
     """All jobs of a profile in execution order, with parameters and fingerprints."""
     flat = config.resolve(profile, global_sets)
+    # `auto` becomes what it means for this data source, so notebooks, fingerprints and the manifest see a bool.
+    flat["render.show_text"] = config.resolve_show_text(flat["render.show_text"], flat["data.source"])
     books = notebook_paths()
     unknown = sorted(set(per_notebook) - set(books))
     if unknown:
         raise config.ConfigError(f"--set names notebook(s) {unknown}; notebooks are {sorted(books)}")
     defaults = {stage: notebook_parameters(p) for stage, p in books.items()}
     out = {"out_dir": str(out_dir.resolve())}
+    per_notebook = {stage: dict(values) for stage, values in per_notebook.items()}
+    # The local BioBERT / clinical checkpoint reaches the clinical row only (other rows keep their cache).
+    clinical_path = str(per_notebook.get("04", {}).pop("pretrained_path", ""))
+    pretrained_rows = [parse_pretrained_row(r) for r in flat["offshelf.rows"]]
 
     def make(stage: str, suffix: str, runner_values: dict, upstream: list[str]) -> Job:
         path = books[stage]
@@ -107,7 +113,10 @@ def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook:
     jobs = [make("01", "", {}, [])]
     jobs.append(make("02", "", {}, [jobs[0].name]))
     pretrain_jobs, finetune_jobs = {}, []
-    for enc in flat["pretrain.encoders"]:
+    from .stages import OFFSHELF_FT, row_name
+
+    continued = [OFFSHELF_FT] if any(enc == OFFSHELF_FT for enc, _, _ in pretrained_rows) else []
+    for enc in list(flat["pretrain.encoders"]) + continued:
         job = make("03", enc, {"encoder": enc}, [jobs[0].name, jobs[1].name])
         pretrain_jobs[enc] = job.name
         jobs.append(job)
@@ -119,11 +128,32 @@ def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook:
                            [jobs[0].name, jobs[1].name, pretrain_jobs[enc]])
                 finetune_jobs.append(job.name)
                 jobs.append(job)
-    jobs.append(make("05", "", {}, [jobs[0].name, jobs[1].name]))
-    jobs.append(make("06", "", {}, finetune_jobs + [jobs[-1].name]))
+    # The companion study's heads (Ji et al.: label attention, hierarchical BERT) on the first EHR encoder.
+    first = list(flat["pretrain.encoders"])[:1]
+    for enc in first:
+        for variant, max_len in (parse_extra_head(h) for h in flat["finetune.extra_heads"]):
+            job = make("04", f"ehr_{enc}_{variant}_{max_len}", {"encoder": enc, "variant": variant, "max_len": max_len},
+                       [jobs[0].name, jobs[1].name, pretrain_jobs[enc]])
+            finetune_jobs.append(job.name)
+            jobs.append(job)
+    for enc, variant, max_len in pretrained_rows:
+        values = {"encoder": enc, "variant": variant, "max_len": max_len, "pretrained_path": ""}
+        if enc == "clinical":
+            values["pretrained_path"] = clinical_path
+        job = make("04", row_name(enc, variant, max_len), values,
+                   [jobs[0].name, jobs[1].name] + ([pretrain_jobs[enc]] if enc in pretrain_jobs else []))
+        finetune_jobs.append(job.name)
+        jobs.append(job)
+    baseline_jobs = []
+    for model in baseline_models(flat["baselines.models"]):
+        job = make("05", model, {"model": model}, [jobs[0].name, jobs[1].name])
+        baseline_jobs.append(job.name)
+        jobs.append(job)
+    jobs.append(make("06", "", {}, finetune_jobs + baseline_jobs))
     jobs.append(make("07", "", {}, finetune_jobs + [jobs[-1].name]))
 
     speed = {config.param_name(k) for k in config.speed_only_keys()} | {"out_dir"}
+    render = {config.param_name(k) for k in config.render_only_keys()}
     lib = library_hash()
     data = source_data_hash(flat)
     done: dict[str, str] = {}
@@ -132,12 +162,59 @@ def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook:
         h.update(job.notebook.read_bytes())
         if not job.upstream:
             h.update(data.encode())
-        h.update(json.dumps({k: v for k, v in job.params.items() if k not in speed}, sort_keys=True).encode())
+        unused = unused_params(job)
+        h.update(json.dumps({k: v for k, v in job.params.items() if k not in speed | render | unused},
+                            sort_keys=True).encode())
         h.update(lib.encode())
         for up in job.upstream:
             h.update(done[up].encode())
-        job.fingerprint = done[job.name] = h.hexdigest()[:20]
+        done[job.name] = h.hexdigest()[:20]  # what downstream jobs depend on: results only
+        # Render-only parameters (render.show_text) re-execute this job when changed, not its downstream jobs.
+        shown = {k: v for k, v in job.params.items() if k in render}
+        job.fingerprint = (hashlib.sha256((done[job.name] + json.dumps(shown, sort_keys=True)).encode()).hexdigest()[:20]
+                           if shown else done[job.name])
     return jobs, flat
+
+
+def parse_pretrained_row(name: str) -> tuple[str, str, int]:
+    """`offshelf.rows` entry -> (encoder, variant, max_len): offshelf_cls_512, offshelf_finetuned_cls_1024,
+    clinical_cls_512 (encoders from `stages`, heads cls or xml)."""
+    import re
+
+    match = re.fullmatch(r"(offshelf|offshelf_finetuned|clinical)_(cls|xml)_(\d+)", str(name))
+    if not match:
+        raise config.ConfigError(f"offshelf.rows: {name!r} is not <offshelf|offshelf_finetuned|clinical>_<cls|xml>_<max_len>")
+    return match[1], match[2], int(match[3])
+
+
+def unused_params(job: Job) -> set[str]:
+    """Parameters a job receives but its row never reads (other baselines' settings in a notebook-05 job):
+    left out of its fingerprint, so tuning the MHA baseline does not re-run the CNN."""
+    model = job.params.get("model")
+    if not model:
+        return set()
+    own = {"logreg": ("baselines_C",), "mha": ("baselines_mha_",), "cnn": ("baselines_cnn_",)}
+    others = [p for m, prefixes in own.items() if m != model for p in prefixes]
+    return {k for k in job.params if k.startswith(tuple(others))}
+
+
+def parse_extra_head(name: str) -> tuple[str, int]:
+    """`finetune.extra_heads` entry -> (head, max_len): lan_512, hier_1024 (heads lan, hier, cls, xml)."""
+    import re
+
+    match = re.fullmatch(r"(lan|hier|cls|xml)_(\d+)", str(name))
+    if not match:
+        raise config.ConfigError(f"finetune.extra_heads: {name!r} is not <lan|hier|cls|xml>_<max_len>")
+    return match[1], int(match[2])
+
+
+def baseline_models(models: list) -> list[str]:
+    """`baselines.models`, checked: each of logreg, mha, cnn at most once (one notebook-05 execution each)."""
+    models = [str(m) for m in models]
+    unknown = sorted(set(models) - {"logreg", "mha", "cnn"})
+    if unknown or len(set(models)) != len(models):
+        raise config.ConfigError(f"baselines.models: {models} must name each of logreg, mha, cnn at most once")
+    return models
 
 
 def source_data_hash(flat: dict[str, Any]) -> str:

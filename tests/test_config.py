@@ -17,7 +17,7 @@ def test_override_types_are_checked():
     assert config.resolve("ci", {"finetune.lr": 1})["finetune.lr"] == 1.0  # int accepted for float
     with pytest.raises(config.ConfigError, match="expects int"):
         config.resolve("ci", {"cohort.min_train_count": "five"})
-    with pytest.raises(config.ConfigError, match="expects bool"):
+    with pytest.raises(config.ConfigError, match="expects one of auto, true, false"):
         config.resolve("ci", {"render.show_text": 1})
     with pytest.raises(config.ConfigError, match="unknown parameter 'cohort.min_count'"):
         config.resolve("ci", {"cohort.min_count": 5})
@@ -36,3 +36,24 @@ def test_parse_sets_splits_global_and_per_notebook():
 def test_speed_only_keys_exist():
     flat = config.resolve("quick")
     assert config.speed_only_keys() <= set(flat)
+
+
+@pytest.mark.parametrize("value", ["auto", True, False])
+def test_show_text_takes_auto_true_or_false(value):
+    assert config.resolve("ci", {"render.show_text": value})["render.show_text"] is value or value == "auto"
+    with pytest.raises(config.ConfigError, match="expects one of"):
+        config.resolve("ci", {"render.show_text": "yes"})
+
+
+def test_show_text_auto_shows_note_text_for_synthetic_data_only(tmp_path):
+    assert config.resolve("quick")["render.show_text"] == "auto"
+    assert config.resolve_show_text("auto", "synthetic") is True
+    assert all(config.resolve_show_text("auto", s) is False for s in ("csv", "mimic3", "mimic4", "codiesp"))
+    assert config.resolve_show_text(True, "mimic3") is True and config.resolve_show_text(False, "synthetic") is False
+    # A notebook run on its own reads the source from the run folder; with none yet, text stays hidden.
+    assert config.resolve_show_text("auto", out_dir=tmp_path) is False
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "notes.parquet").write_bytes(b"")
+    assert config.resolve_show_text("auto", out_dir=tmp_path) is True
+    (tmp_path / "raw" / "source.json").write_text('{"source": "mimic3"}')
+    assert config.resolve_show_text("auto", out_dir=tmp_path) is False

@@ -20,10 +20,53 @@ def _plan(sets=None, per=None, tmp="/tmp/plan"):
 def test_plan_has_one_finetune_execution_per_row():
     names = [j.name for j in _plan()]
     assert names[:3] == ["01_cohort", "02_tokenizer", "03_pretraining-tiny"]
-    assert [n for n in names if n.startswith("04")] == [
+    finetune = [n for n in names if n.startswith("04")]
+    assert finetune[:4] == [
         "04_finetuning-ehr_tiny_cls_512", "04_finetuning-ehr_tiny_cls_1024",
         "04_finetuning-ehr_tiny_xml_512", "04_finetuning-ehr_tiny_xml_1024"]
-    assert names[-3:] == ["05_baselines", "06_per_icd_auc", "07_attention"]
+    pretrained = ["04_finetuning-offshelf_cls_512", "04_finetuning-offshelf_cls_1024",
+                  "04_finetuning-offshelf_finetuned_cls_1024", "04_finetuning-clinical_cls_512"]
+    assert [n for n in finetune if n in pretrained] == pretrained
+    assert "03_pretraining-offshelf_finetuned" in names  # continued MLM before its row
+    assert names.index("03_pretraining-offshelf_finetuned") < names.index("04_finetuning-offshelf_finetuned_cls_1024")
+    assert ["04_finetuning-ehr_tiny_lan_512", "04_finetuning-ehr_tiny_hier_1024"] == [
+        n for n in finetune if "_lan_" in n or "_hier_" in n]  # companion-study heads, first encoder only
+    assert names[-5:] == ["05_baselines-logreg", "05_baselines-mha", "05_baselines-cnn", "06_per_icd_auc",
+                          "07_attention"]
+
+
+def test_extra_heads_and_baseline_models_are_checked():
+    with pytest.raises(runner.config.ConfigError, match="finetune.extra_heads"):
+        _plan({"finetune.extra_heads": ["laat_512"]})
+    with pytest.raises(runner.config.ConfigError, match="baselines.models"):
+        _plan({"baselines.models": ["logreg", "rnn"]})
+    names = [j.name for j in _plan({"finetune.extra_heads": [], "baselines.models": ["logreg"]})]
+    assert not any("_lan_" in n or "_hier_" in n for n in names)
+    assert [n for n in names if n.startswith("05")] == ["05_baselines-logreg"]
+    jobs = {j.name: j for j in _plan()}
+    assert jobs["04_finetuning-ehr_tiny_hier_1024"].params["finetune_hier_segment_len"] == 128
+    assert jobs["05_baselines-mha"].params["model"] == "mha"
+    # Changing an MHA setting re-runs the MHA row and what reads every row, not the other baselines.
+    base = {j.name: j.fingerprint for j in _plan()}
+    mha = {j.name: j.fingerprint for j in _plan({"baselines.mha_epochs": 1})}
+    assert sorted(n for n in base if base[n] != mha[n]) == ["05_baselines-mha", "06_per_icd_auc", "07_attention"]
+
+
+def test_pretrained_path_reaches_only_the_clinical_row():
+    base = {j.name: j for j in _plan()}
+    given = {j.name: j for j in _plan(per={"04": {"pretrained_path": "/data/biobert"}})}
+    assert given["04_finetuning-clinical_cls_512"].params["pretrained_path"] == "/data/biobert"
+    assert base["04_finetuning-clinical_cls_512"].params["pretrained_path"] == ""
+    changed = sorted(n for n in base if base[n].fingerprint != given[n].fingerprint)
+    assert changed == ["04_finetuning-clinical_cls_512", "06_per_icd_auc", "07_attention"]
+    assert all(j.params.get("pretrained_path", "") == "" for n, j in given.items() if "clinical" not in n)
+
+
+def test_offshelf_rows_are_checked():
+    with pytest.raises(runner.config.ConfigError, match="offshelf.rows"):
+        _plan({"offshelf.rows": ["offshelf_cls_512", "biobert_512"]})
+    names = [j.name for j in _plan({"offshelf.rows": []})]
+    assert not any("offshelf" in n or "clinical" in n for n in names)
 
 
 def test_fingerprints_change_only_downstream_of_a_change():
@@ -64,15 +107,26 @@ def test_list_and_dry_run(tmp_path):
 
 
 def test_a_failing_notebook_exits_1_naming_notebook_and_cell(tmp_path):
+    # Notebook 02 alone on an empty folder: no cohort to read, a failure that is not about input data.
+    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "ci", "--out", str(tmp_path / "o"),
+                           "--only", "02", "--no-site"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "02_tokenizer failed in cell" in proc.stderr and "run notebook 01_cohort first" in proc.stderr
+    assert not (tmp_path / "o" / "notebooks" / "02_tokenizer.ipynb").exists()  # no half-written output
+    assert (tmp_path / "o" / "failed" / "02_tokenizer.ipynb").exists()
+    manifest = json.loads((tmp_path / "o" / "run_manifest.json").read_text())
+    assert [n["status"] for n in manifest["notebooks"] if n["name"] == "02_tokenizer"] == ["failed"]
+
+
+def test_an_empty_label_set_exits_2_naming_the_threshold(tmp_path):
     proc = subprocess.run([sys.executable, "run_all.py", "--profile", "ci", "--out", str(tmp_path / "o"),
                            "--only", "01", "--set", "cohort.min_train_count=100000", "--no-site"],
                           cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 1
-    assert "01_cohort failed in cell" in proc.stderr and "min_train_count" in proc.stderr
-    assert not (tmp_path / "o" / "notebooks" / "01_cohort.ipynb").exists()  # no half-written output
-    assert (tmp_path / "o" / "failed" / "01_cohort.ipynb").exists()
-    manifest = json.loads((tmp_path / "o" / "run_manifest.json").read_text())
-    assert [n["status"] for n in manifest["notebooks"] if n["name"] == "01_cohort"] == ["failed"]
+    assert proc.returncode == 2, proc.stderr
+    assert "01_cohort failed in cell" in proc.stderr and "DataError" in proc.stderr
+    assert "cohort.min_train_count=100000" in proc.stderr and "data.source=synthetic" in proc.stderr
+    assert not (tmp_path / "o" / "notebooks" / "01_cohort.ipynb").exists()
+    assert not (tmp_path / "o" / "cohort" / "notes.parquet").exists()  # nothing half-written
 
 
 def test_bad_real_data_exits_2_and_data_files_enter_the_fingerprint(tmp_path):
@@ -121,3 +175,17 @@ def test_an_interrupt_exits_130_keeps_finished_notebooks_and_the_next_run_contin
     assert not list((out / "notebooks").glob(".*"))  # no temp leftovers
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0 and "01_cohort: cached" in again.stdout and "02_tokenizer: executed" in again.stdout
+
+
+def test_show_text_auto_is_resolved_and_reexecutes_only_the_notebooks_that_draw_text():
+    base = {j.name: j for j in _plan()}
+    assert base["07_attention"].params["render_show_text"] is True  # auto: the synthetic source's text may show
+    real = {j.name: j for j in _plan({"data.source": "csv", "data.notes": "n.csv", "data.codes": "c.csv"})}
+    assert real["07_attention"].params["render_show_text"] is False  # auto: real notes stay hidden
+    same = {j.name: j.fingerprint for j in _plan({"render.show_text": True})}
+    assert same == {n: j.fingerprint for n, j in base.items()}
+    hidden = {j.name: j.fingerprint for j in _plan({"render.show_text": False})}
+    changed = sorted(n for n in base if base[n].fingerprint != hidden[n])
+    # Only the notebooks that take the flag re-execute (Figure 1, Figures 3-4), not fine-tuning downstream of 03.
+    assert "03_pretraining-tiny" in changed and "07_attention" in changed
+    assert all(n.startswith(("03_", "07_")) for n in changed)
