@@ -1,6 +1,7 @@
 """Issue 4: the benchmark ladder — the paper's padded HF setup vs SDPA, length bucketing, sparse MLM head, CUDA extras.
 
     python -m bertxml_lib.bench {pretrain,finetune,inference} [--quick] [--json FILE] [--encoder NAME]
+    python -m bertxml_lib.bench cohort --notes 10000,100000,1000000 --json FILE    (issue 6: `bench_cohort`)
 
 One run measures the baseline (HF `BertForMaskedLM` / `BertForIcdCoding`, eager attention, fp32, every
 segment padded to max_len 1024: what the paper ran, 4.2) and each cumulative rung on the same notes
@@ -330,8 +331,16 @@ def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_note
 
 
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["cohort"]:  # notebook 01 at scale: its own options (see bench_cohort)
+        from .bench_cohort import main as cohort_main
+
+        return cohort_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m bertxml_lib.bench", description=__doc__.splitlines()[0])
-    p.add_argument("task", choices=["pretrain", "finetune", "inference"])
+    p.add_argument("task", choices=["pretrain", "finetune", "inference", "cohort"],
+                   help="cohort: see `python -m bertxml_lib.bench cohort --help`")
     p.add_argument("--quick", action="store_true", help="a small run (<= 3 minutes on 2 CPU cores)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--encoder", choices=sorted(ENCODERS), help="default: mini on CPU or --quick, small on CUDA")

@@ -93,8 +93,8 @@ def build_label_set(codes: pd.DataFrame, train_note_ids: set[str], min_train_cou
 # ---------------------------------------------------------------------------------------------
 
 def build_cohort(
-    raw_notes: pd.DataFrame,
-    raw_codes: pd.DataFrame,
+    raw_notes: pd.DataFrame | str | Path,
+    raw_codes: pd.DataFrame | str | Path,
     out_dir: str | Path,
     *,
     seed: int,
@@ -107,8 +107,35 @@ def build_cohort(
 ) -> dict:
     """Apply every rule of paper 4.1 and write the cohort. Returns the statistics dictionary.
 
+    `raw_notes` / `raw_codes` are DataFrames (real sources) or paths of Parquet files (the synthetic
+    source): the cohort is built in two streaming passes (`cohort_stream`), so note texts of a Parquet
+    source are never all in memory; the output equals `build_cohort_in_memory`'s (tested).
     `icd_version` 9 or 10 names the labels' coding system: codes are normalised and described with it,
     and chronic imputation (defined on ICD-10-CM chapters) is skipped for ICD-9 labels."""
+    from .cohort_stream import build_cohort_streaming
+
+    return build_cohort_streaming(raw_notes, raw_codes, out_dir, seed=seed, min_chars=min_chars,
+                                  excluded_types=excluded_types, split_fractions=split_fractions,
+                                  chronic_min_count=chronic_min_count, min_train_count=min_train_count,
+                                  icd_version=icd_version)
+
+
+def build_cohort_in_memory(
+    raw_notes: pd.DataFrame,
+    raw_codes: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    seed: int,
+    min_chars: int,
+    excluded_types: Sequence[str],
+    split_fractions: Sequence[float],
+    chronic_min_count: int,
+    min_train_count: int,
+    icd_version: int = 10,
+) -> dict:
+    """The reference implementation of `build_cohort` on DataFrames, every rule a pandas expression over
+    all notes at once (texts included). Kept for the parity tests of the streaming build; not used by
+    the pipeline."""
     from .loaders import describe_code, normalize_code
 
     paths = RunPaths(out_dir)

@@ -127,17 +127,37 @@ def code_parent(code: str) -> str:
     return normalize_code(bare[:-1]) if len(bare) > 3 else dotted
 
 
-def related_codes(code: str, candidates: Iterable[str]) -> list[str]:
-    """Candidates in the same 3-character category as `code` (itself excluded), closest first:
+def _normalizer(icd_version: int):
+    if icd_version == 10:
+        return normalize_code
+    if icd_version == 9:
+        from .loaders import normalize_icd9  # ICD-9-CM codes are read (and normalised) by the loaders
+
+        return normalize_icd9
+    raise ValueError(f"icd_version must be 9 or 10, got {icd_version!r}")
+
+
+def category(code: str, icd_version: int = 10) -> str:
+    """The 3-character category of a code, undotted ('I25.10' -> 'I25', ICD-9 '401.9' -> '401',
+    'V58.61' -> 'V58'); ICD-9-CM external-cause (E) codes have 4-character categories ('E849.0' -> 'E849')."""
+    bare = _normalizer(icd_version)(code).replace(".", "")
+    return bare[:4] if icd_version == 9 and bare.startswith("E") else bare[:3]
+
+
+def related_codes(code: str, candidates: Iterable[str], icd_version: int = 10) -> list[str]:
+    """Candidates in the same category as `code` (`category`; itself excluded), closest first:
     ordered by the length of the shared prefix (siblings under one parent first), then by code.
+    `icd_version` 9 or 10 says how the codes are normalised and grouped.
 
     Used for the paper's "closely related classes" analysis (G44.029 vs G44.329).
     """
-    target = normalize_code(code).replace(".", "")
+    norm = _normalizer(icd_version)
+    target = norm(code).replace(".", "")
+    group = category(code, icd_version)
     out = []
-    for cand in dict.fromkeys(normalize_code(c) for c in candidates):
+    for cand in dict.fromkeys(norm(c) for c in candidates):
         bare = cand.replace(".", "")
-        if bare != target and bare[:3] == target[:3]:
+        if bare != target and bare.startswith(group) and category(cand, icd_version) == group:
             shared = next((i for i, (a, b) in enumerate(zip(bare, target)) if a != b), min(len(bare), len(target)))
             out.append((-shared, cand))
     return [c for _, c in sorted(out)]

