@@ -181,17 +181,24 @@ def predict_with_attention(model: BertForIcdCoding, tokenizer, text: str, max_le
 def _predict_segments(model, tokenizer, segments, note_index, n_notes, eval_batch_size, batch_tokens, device,
                       progress) -> np.ndarray:
     """Sigmoid probabilities per segment, length-bucketed, then max-pooled per note: `(n_notes, L)`."""
+    probs = _batched_probs(model, segments, np.array([len(s) for s in segments]), pad_batch, tokenizer.pad_token_id,
+                           eval_batch_size, batch_tokens, device, progress)
+    return max_pool_segments(probs, note_index, n_notes)
+
+
+def _batched_probs(model, items, lengths, pad, pad_id, eval_batch_size, batch_tokens, device, progress) -> np.ndarray:
+    """Sigmoid probabilities `(len(items), L)`: `items` (segments, or a hier model's notes) in length-bucketed
+    batches of at most `batch_tokens` padded tokens, padded by `pad(items, pad_id)`."""
     model.eval()
-    lengths = np.array([len(s) for s in segments])
     batches = length_bucketed_batches(lengths, batch_tokens, shuffle=False, seed=0, max_batch_size=eval_batch_size)
-    probs = np.zeros((len(segments), len(model.config.icd_codes)), dtype=np.float32)
+    probs = np.zeros((len(items), len(model.config.icd_codes)), dtype=np.float32)
     with torch.inference_mode():
         for batch in tqdm(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
-            input_ids, attention_mask = pad_batch([segments[i] for i in batch], tokenizer.pad_token_id)
+            input_ids, attention_mask = pad([items[i] for i in batch], pad_id)
             with runtime.autocast(device):
                 logits = model(input_ids.to(device), attention_mask.to(device)).logits
             probs[batch] = torch.sigmoid(logits.float()).cpu().numpy()
-    return max_pool_segments(probs, note_index, n_notes)
+    return probs
 
 
 def _is_hier(model) -> bool:
@@ -200,17 +207,8 @@ def _is_hier(model) -> bool:
 
 def _predict_hier(model, tokenizer, notes, eval_batch_size, batch_tokens, device, progress) -> np.ndarray:
     """Sigmoid probabilities per note of a hier model, notes bucketed by padded size: `(n_notes, L)`."""
-    model.eval()
-    batches = length_bucketed_batches(hier_note_lengths(notes), batch_tokens, shuffle=False, seed=0,
-                                      max_batch_size=eval_batch_size)
-    probs = np.zeros((len(notes), len(model.config.icd_codes)), dtype=np.float32)
-    with torch.inference_mode():
-        for batch in tqdm(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
-            input_ids, attention_mask = pad_hier_batch([notes[i] for i in batch], tokenizer.pad_token_id)
-            with runtime.autocast(device):
-                logits = model(input_ids.to(device), attention_mask.to(device)).logits
-            probs[batch] = torch.sigmoid(logits.float()).cpu().numpy()
-    return probs
+    return _batched_probs(model, notes, hier_note_lengths(notes), pad_hier_batch, tokenizer.pad_token_id,
+                          eval_batch_size, batch_tokens, device, progress)
 
 
 def _param_groups(model: BertForIcdCoding, cfg: FinetuneConfig) -> list[dict]:
