@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Iterable
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,18 +15,46 @@ from .atomic import atomic_path
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int, out_dir: str | Path) -> BertTokenizerFast:
-    """Train an uncased BERT WordPiece vocabulary with `tokenizers` and save it so
-    `AutoTokenizer.from_pretrained(out_dir)` loads it. Pass TRAINING notes only (leakage guard)."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, clean_text=True, handle_chinese_chars=True, strip_accents=None)
+def _normalizer() -> normalizers.Normalizer:
+    return normalizers.BertNormalizer(lowercase=True, clean_text=True, handle_chinese_chars=True, strip_accents=None)
+
+
+def _wordpiece_tokenizer(model: models.WordPiece) -> Tokenizer:
+    tok = Tokenizer(model)
+    tok.normalizer = _normalizer()
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
+    return tok
+
+
+def continuation_alphabet(texts: Sequence[str]) -> list[str]:
+    """`##c` for every non-space character of the normalised texts, sorted."""
+    normalizer, chars = _normalizer(), set()
+    for text in texts:
+        chars.update(normalizer.normalize_str(text))
+    return sorted("##" + c for c in chars if not c.isspace())
+
+
+def train_wordpiece(texts: Sequence[str], vocab_size: int, min_frequency: int, out_dir: str | Path) -> BertTokenizerFast:
+    """Train an uncased BERT WordPiece vocabulary with `tokenizers` and save it so
+    `AutoTokenizer.from_pretrained(out_dir)` loads it. Pass TRAINING notes only (leakage guard).
+
+    Deterministic: `tokenizers`' trainer numbers the `##c` continuation tokens in hash-map order, which
+    changes from run to run, and those ids break ties between equally frequent merges (huggingface/tokenizers
+    #1794: same notes, a different vocabulary every run). Registering every `##c` up front, sorted, as a
+    trainer special token fixes their ids; the saved tokenizer is then rebuilt from the learnt vocabulary with
+    only BERT's five special tokens, so `##c` are ordinary vocabulary entries."""
+    texts = list(texts)
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-        continuing_subword_prefix="##", show_progress=False,
+        vocab_size=vocab_size, min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS + continuation_alphabet(texts), continuing_subword_prefix="##",
+        show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer=trainer)
+    trained = _wordpiece_tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    trained.train_from_iterator(texts, trainer=trainer)
+    tok = _wordpiece_tokenizer(models.WordPiece(trained.get_vocab(with_added_tokens=True), unk_token="[UNK]",
+                                                max_input_chars_per_word=100))
+    tok.add_special_tokens(SPECIAL_TOKENS)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",

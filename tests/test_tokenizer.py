@@ -46,3 +46,24 @@ def test_oov_counts_whole_long_notes_despite_shipped_truncation():
     long_note = " ".join(["blood"] * 400)  # one whole-word token each
     df = oov_per_note(general, [long_note])
     assert df.loc[0, "words"] == 400 and df.loc[0, "tokens"] == 400
+
+
+def test_training_is_deterministic_across_processes(tmp_path):
+    """tokenizers numbers `##c` tokens in hash-map order (huggingface/tokenizers#1794), different in every
+    process; `train_wordpiece` fixes them, so the same notes give the same vocabulary byte for byte."""
+    import subprocess
+    import sys
+
+    from bertxml_lib.synthetic import generate_synthetic
+
+    notes, _ = next(generate_synthetic(n_patients=30, n_codes=40, seed=0))
+    (tmp_path / "notes.txt").write_text("\n".join(t.replace("\n", " ") for t in notes["text"]))
+    code = ("import sys; from bertxml_lib.tokenizer import train_wordpiece; "
+            "train_wordpiece(open(sys.argv[1]).read().split('\\n'), 1500, 2, sys.argv[2])")
+    for name in ("a", "b", "c"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / "notes.txt"), str(tmp_path / name)], check=True)
+    files = [(tmp_path / name / "tokenizer.json").read_bytes() for name in ("a", "b", "c")]
+    assert files[0] == files[1] == files[2]
+    tok = AutoTokenizer.from_pretrained(tmp_path / "a")
+    assert tok.all_special_tokens == ["[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"]  # `##c` are plain vocabulary
+    assert tok.decode(tok("hip fracture")["input_ids"], skip_special_tokens=True) == "hip fracture"
