@@ -327,25 +327,6 @@ def _fit_and_write(kind: str, out_dir, fit, max_tokens: int, min_word_count: int
     return {"row": row, "metrics": record, "history": history.assign(model=row)}
 
 
-def baseline_rows(models: Sequence[str], max_tokens: int) -> list[str]:
-    """Table 2 row names of notebook 05's models: `logreg_512`, `mha_512`, `cnn_512`."""
-    unknown = sorted(set(models) - {"logreg", "mha", "cnn"})
-    if unknown:
-        raise ValueError(f"baselines.models: unknown model(s) {unknown}; expected logreg, mha, cnn")
-    return [f"{m}_{int(max_tokens)}" for m in models]
-
-
-def summary_table(out_dir: str | Path, rows: Sequence[str]) -> pd.DataFrame:
-    """One line per baseline row from `metrics/<row>.json`: AUCs, the chosen lr/epoch, train seconds."""
-    from .atomic import read_json
-    from .paths import RunPaths
-
-    columns = ["model", "family", "micro_auc", "macro_auc", "dev_micro_auc", "best_lr", "best_epoch",
-               "train_seconds", "vocab_size"]
-    records = [read_json(RunPaths(out_dir).metrics_file(r)) for r in rows]
-    return pd.DataFrame([{c: r.get(c) for c in columns} for r in records], columns=columns)
-
-
 def dev_auc_figure(out_dir: str | Path, rows: Sequence[str], png_name: str = "baselines_dev_auc.png") -> Path | None:
     """Dev micro AUC per epoch, one line per (row, lr), from `tables/baseline_history_<row>.csv`: the curves
     the epoch and lr were chosen on. Returns the PNG path, or None when no neural row has a history."""
