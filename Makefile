@@ -25,7 +25,7 @@ test: setup
 
 # Refresh the README's results section and committed figures from the quick profile's run.
 figures: run
-	$(BIN)/python -m bertxml_lib.readme_results results/quick
+	$(BIN)/python -m bertxml_lib.reporting.readme_results results/quick
 
 clean:
 	rm -rf results

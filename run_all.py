@@ -24,7 +24,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 os.environ["JUPYTER_PATH"] = os.pathsep.join(
     p for p in (os.path.join(sys.prefix, "share", "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
 
-from bertxml_lib import config, runner  # noqa: E402
+from bertxml_lib import runner  # noqa: E402
+from bertxml_lib.core import config
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -72,9 +73,9 @@ def _run(args: argparse.Namespace, out_dir: Path, extra_sets: tuple[str, ...] = 
                 state = "skipped"
             print(f"{i:2d}. {job.name:45s} {state:9s} {job.fingerprint}")
         if args.dry_run:
-            from bertxml_lib.estimate import describe_cost
-
             import json
+
+            from bertxml_lib.bench.estimate import describe_cost
 
             bench = json.loads(args.bench.read_text()) if args.bench else None
             print(describe_cost(flat, bench, args.gpus))
@@ -95,7 +96,7 @@ def _run(args: argparse.Namespace, out_dir: Path, extra_sets: tuple[str, ...] = 
     if code:
         return code
     if not args.no_site:
-        from bertxml_lib.site import render_site
+        from bertxml_lib.reporting.site import render_site
 
         executed = [runner.executed_path(out_dir, j) for j in jobs if runner.executed_path(out_dir, j).exists()]
         index = render_site(out_dir, executed, f"BERT-XML reproduction — {args.profile} profile")
@@ -106,7 +107,7 @@ def _run(args: argparse.Namespace, out_dir: Path, extra_sets: tuple[str, ...] = 
 
 def _main_seeds(args: argparse.Namespace, out_dir: Path) -> int:
     """One complete run per seed (each cached on its own), then Table 2 as mean ± sd across seeds."""
-    from bertxml_lib import multiseed
+    from bertxml_lib.evaluation import multiseed
 
     for seed in args.seeds:
         print(f"== seed {seed} ==", flush=True)

@@ -1,4 +1,4 @@
-"""Issue 4 / notebook 03: command-line MLM pretraining for 1…N processes (paper 4.2.1 pretrained on 4 GPUs).
+"""Notebook 03: command-line MLM pretraining for 1…N processes (paper 4.2.1 pretrained on 4 GPUs).
 
 One GPU or CPU:       python -m bertxml_lib.pretrain_cli --run-dir results/paper --encoder small --profile paper
 N GPUs on one node:   torchrun --standalone --nproc_per_node N -m bertxml_lib.pretrain_cli --run-dir ... (same flags)
@@ -16,9 +16,12 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from .atomic import write_json
-from .distributed import init_distributed, shutdown
-from .pretrain import PretrainConfig, continue_pretraining, pretrain_mlm, save_loss_curve
+from bertxml_lib.core.atomic import write_json
+from bertxml_lib.core.config import resolve
+from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.data.cohort import load_cohort
+from bertxml_lib.training.distributed import init_distributed, shutdown
+from bertxml_lib.training.pretrain import PretrainConfig, continue_pretraining, pretrain_mlm, save_loss_curve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +47,6 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args) -> PretrainConfig:
     values = {}
     if args.profile:
-        from .config import resolve
 
         flat = resolve(args.profile)
         values = {k.split(".", 1)[1]: v for k, v in flat.items()
@@ -68,8 +70,6 @@ def _inputs(args, cfg: PretrainConfig):
         return tok, texts["train"], texts["dev"], args.out
     if not args.run_dir:
         raise SystemExit("give --run-dir (a suite output folder) or --texts with --tokenizer")
-    from .cohort import load_cohort
-    from .paths import RunPaths
 
     paths, cohort = RunPaths(args.run_dir), load_cohort(args.run_dir)
     tok = None if args.offshelf else AutoTokenizer.from_pretrained(paths.tokenizer_dir)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .atomic import atomic_path, read_json, write_json
+from bertxml_lib.core import config
+from bertxml_lib.core.atomic import atomic_path, read_json, write_json
+from bertxml_lib.core.provenance import data_hashes, file_hash, git_sha, package_versions
+from bertxml_lib.stages import OFFSHELF_FT, row_name
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -113,7 +115,6 @@ def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook:
     jobs = [make("01", "", {}, [])]
     jobs.append(make("02", "", {}, [jobs[0].name]))
     pretrain_jobs, finetune_jobs = {}, []
-    from .stages import OFFSHELF_FT, row_name
 
     continued = [OFFSHELF_FT] if any(enc == OFFSHELF_FT for enc, _, _ in pretrained_rows) else []
     for enc in list(flat["pretrain.encoders"]) + continued:
@@ -219,7 +220,6 @@ def baseline_models(models: list) -> list[str]:
 
 def source_data_hash(flat: dict[str, Any]) -> str:
     """Hash of the real data files a profile reads (none for the synthetic source, which the seed fixes)."""
-    from .sources import file_hash
 
     parts = []
     for key in ("data.notes", "data.codes", "data.dir"):
@@ -300,7 +300,6 @@ def select(jobs: list[Job], only: list[str] | None, start_from: str | None) -> l
 def write_manifest(out_dir: Path, profile: str, flat: dict, jobs: list[Job], statuses: dict[str, dict],
                    total_seconds: float) -> dict:
     """Provenance of the run: git sha, package versions, parameters, data and split hashes, durations."""
-    from .provenance import data_hashes, git_sha, package_versions
 
     manifest = {
         "profile": profile,

@@ -9,10 +9,28 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, write_csv, write_json
-from .cohort import build_cohort, load_cohort
-from .paths import RunPaths
-from .runtime import seed_everything, set_threads
+from bertxml_lib.core.atomic import atomic_path, write_csv, write_json
+from bertxml_lib.core.config import ConfigError
+from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.core.runtime import seed_everything, set_threads
+from bertxml_lib.data.cohort import build_cohort, load_cohort
+from bertxml_lib.data.sources import labels_icd_version, load_source
+from bertxml_lib.data.validation import DataError
+from bertxml_lib.evaluation import metrics
+from bertxml_lib.evaluation.predictions import save_predictions
+from bertxml_lib.models import modeling
+from bertxml_lib.models.offshelf import load_offshelf_tokenizer, prepare_offshelf_dir
+from bertxml_lib.text.tokenizer import oov_per_note, oov_summary, token_length_quantiles, train_wordpiece
+from bertxml_lib.training import baselines, neural_baselines
+from bertxml_lib.training.finetune import FinetuneConfig, finetune, predict_notes
+from bertxml_lib.training.pretrain import (
+    PretrainConfig,
+    continue_pretraining,
+    mlm_example,
+    mlm_example_figure,
+    pretrain_mlm,
+    save_loss_curve,
+)
 
 
 def run_cohort(out_dir: str | Path, *, seed: int, source: str, n_patients: int, n_codes: int, min_chars: int,
@@ -20,7 +38,6 @@ def run_cohort(out_dir: str | Path, *, seed: int, source: str, n_patients: int, 
                min_train_count: int, notes: str = "", codes: str = "", data_dir: str = "", icd_version: int = 10,
                language: str = "en") -> dict:
     """Notebook 01: raw source -> cohort (paper 4.1)."""
-    from .sources import labels_icd_version, load_source
 
     started = time.perf_counter()
     raw_notes, raw_codes = load_source(source, out_dir, seed=seed, n_patients=n_patients, n_codes=n_codes, notes=notes,
@@ -34,7 +51,6 @@ def run_cohort(out_dir: str | Path, *, seed: int, source: str, n_patients: int, 
     except ValueError as exc:
         # The cohort rules' own checks (a split with no notes, no code above cohort.min_train_count, ...) are
         # about the user's data or settings: a DataError (run_all exit 2) that names where the data came from.
-        from .validation import DataError
 
         if isinstance(exc, DataError) or not str(exc).startswith("cohort:"):
             raise
@@ -48,8 +64,6 @@ def run_cohort(out_dir: str | Path, *, seed: int, source: str, n_patients: int, 
 
 def run_tokenizer(out_dir: str | Path, *, seed: int, vocab_size: int, min_frequency: int, oov_notes: int) -> dict:
     """Notebook 02: EHR WordPiece on the training split; OOV per note on held-out (dev) notes, ours vs general."""
-    from .offshelf import load_offshelf_tokenizer
-    from .tokenizer import oov_per_note, oov_summary, token_length_quantiles, train_wordpiece
 
     paths = RunPaths(out_dir)
     cohort = load_cohort(out_dir)
@@ -77,9 +91,6 @@ def run_pretraining(out_dir: str | Path, *, seed: int, encoder: str, max_len: in
     general-domain BERT (cut to `offshelf_layers`, positions extended to 1,024; the paper's "Finetuned
     BERT (1024)") for `offshelf_mlm_epochs` epochs at `offshelf_lr`, with its own general vocabulary."""
     from transformers import AutoTokenizer
-
-    from .pretrain import (PretrainConfig, continue_pretraining, mlm_example, mlm_example_figure, pretrain_mlm,
-                           save_loss_curve)
 
     set_threads(threads)
     paths = RunPaths(out_dir)
@@ -142,8 +153,6 @@ def row_family(encoder: str, variant: str) -> str:
 
 def encoder_checkpoint(out_dir: str | Path, encoder: str, *, offshelf_layers: int = 0, pretrained_path: str = "") -> Path:
     """The HF folder (encoder weights + tokenizer) notebook 04 fine-tunes for `encoder`."""
-    from .config import ConfigError
-    from .offshelf import prepare_offshelf_dir
 
     paths = RunPaths(out_dir)
     if encoder == OFFSHELF:
@@ -169,10 +178,6 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
     positions than `max_len` get new random position rows (paper 4.2.1). Pretrained general-domain
     encoders are fine-tuned at `offshelf_lr` instead of the from-scratch encoders' `lr`."""
     from transformers import AutoTokenizer
-
-    from . import metrics, modeling
-    from .finetune import FinetuneConfig, finetune, predict_notes
-    from .predictions import save_predictions
 
     set_threads(threads)
     seed_everything(seed)
@@ -242,7 +247,6 @@ def run_baseline(out_dir: str | Path, *, model: str, seed: int, max_tokens: int,
     """Notebook 05: one baseline row — `logreg` (paper 3.4.1), `mha` (paper 3.4.2) or `cnn` (CAML, Ji et al.).
 
     Returns `{"row", "metrics", "history"}` (history: dev micro AUC per lr and epoch; empty for logreg)."""
-    from . import baselines, neural_baselines
 
     seed_everything(seed)
     if model == "logreg":

@@ -1,4 +1,4 @@
-"""Real-data-shaped fixtures for issue 6, written into temporary folders by the tests (nothing downloaded,
+"""Real-data-shaped fixtures, written into temporary folders by the tests (nothing downloaded,
 no real data in the repository): the official file layouts and column names of MIMIC-III, MIMIC-IV(-Note)
 and CodiEsp, and the generic `csv` source.
 

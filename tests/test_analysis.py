@@ -3,11 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bertxml_lib import analysis, metrics
-from bertxml_lib.atomic import write_csv, write_json
-from bertxml_lib.paper_results import BERT_FAMILIES, FAMILIES, paper_facts, paper_table2, paper_table4
-from bertxml_lib.paths import RunPaths
-from bertxml_lib.predictions import Predictions, save_predictions
+from bertxml_lib.core.atomic import write_csv, write_json
+from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.evaluation import analysis, metrics
+from bertxml_lib.evaluation.paper_results import BERT_FAMILIES, FAMILIES, paper_facts, paper_table2, paper_table4
+from bertxml_lib.evaluation.predictions import Predictions, save_predictions
 
 # Four test notes, three codes (worked by hand in the tests below).
 CODES = ["G44.029", "G44.329", "I10"]
@@ -243,7 +243,7 @@ def make_run(tmp_path):
 def test_run_analysis_writes_every_table_and_figure(tmp_path):
     paths, codes, y = make_run(tmp_path)
     # Shuffle one file's notes and codes: alignment by note id and code must undo it.
-    from bertxml_lib.predictions import load_predictions
+    from bertxml_lib.evaluation.predictions import load_predictions
     p = load_predictions(paths.predictions_file("logreg_512"))
     expected = metrics.micro_auc(y, p.test_probs)
     order, cols = [5, 3, 1, 0, 2, 4], [2, 0, 3, 1]
@@ -311,7 +311,7 @@ def test_confused_pairs_groups_icd9_codes_by_category():
 
 
 def test_timings_leave_the_tables_for_metrics_json(tmp_path):
-    from bertxml_lib.atomic import read_json
+    from bertxml_lib.core.atomic import read_json
 
     comparison = analysis.paper_vs_reproduced(hand_table2())
     t2, kept = analysis.write_timings(RunPaths(tmp_path), hand_table2(), comparison)

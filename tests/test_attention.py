@@ -8,11 +8,11 @@ import torch
 import transformers
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from bertxml_lib import attention
-from bertxml_lib.atomic import write_json
-from bertxml_lib.modeling import BertForIcdCoding
-from bertxml_lib.paths import RunPaths
-from bertxml_lib.predictions import save_predictions
+from bertxml_lib.core.atomic import write_json
+from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.evaluation.predictions import save_predictions
+from bertxml_lib.models.modeling import BertForIcdCoding
+from bertxml_lib.reporting import attention
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TOKENS = ["[CLS]", "right", "hip", "frac", "##ture", "<b>", "[SEP]"]

@@ -1,4 +1,4 @@
-"""Issue 6: bad input is a DataError naming the file, the row or column, and what was expected; nothing is
+"""Bad input is a DataError naming the file, the row or column, and what was expected; nothing is
 written when loading fails."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import gzip
 import pandas as pd
 import pytest
 
-from bertxml_lib import loaders, loaders_mimic, sources
-from bertxml_lib.validation import DataError, DataWarning, first_invalid_utf8
+from bertxml_lib.data import loaders, loaders_mimic, sources
+from bertxml_lib.data.validation import DataError, DataWarning, first_invalid_utf8
 
 TEXT = "Patient seen for follow up; plan discussed at length with the patient today."
 HEADER = "patient_id,note_id,text\n"
@@ -200,6 +200,6 @@ def test_a_label_set_empty_after_the_threshold_names_the_threshold(tmp_path):
     assert _cohort_from_csv(tmp_path, min_train_count=5)["label_set_size"] == 1  # the same data, a lower threshold
 
 
-# The rest of issue 6's list is tested elsewhere: an unknown `--set` key or a wrong type exits 2 before anything
+# The rest of the bad-input list is tested elsewhere: an unknown `--set` key or a wrong type exits 2 before anything
 # runs (tests/test_runner.py::test_usage_errors_exit_2_before_running), a DataError in a notebook exits 2
 # naming the file (test_runner.py::test_bad_real_data_exits_2_..., ::test_an_empty_label_set_exits_2_...).

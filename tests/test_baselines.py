@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bertxml_lib import baselines
-from bertxml_lib.atomic import write_json
-from bertxml_lib.paths import RunPaths
-from bertxml_lib.predictions import load_predictions
+from bertxml_lib.core.atomic import write_json
+from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.evaluation.predictions import load_predictions
+from bertxml_lib.training import baselines
 
 
 def test_first_words_lowercases_splits_on_word_characters_and_truncates():

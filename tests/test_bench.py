@@ -1,10 +1,10 @@
-"""Issue 4: the benchmark ladder's JSON schema, parity fields and FLOP count on a very small run (never its speed)."""
+"""The benchmark ladder's JSON schema, parity fields and FLOP count on a very small run (never its speed)."""
 import json
 
 import pytest
 import torch
 
-from bertxml_lib import bench
+from bertxml_lib.bench import ladder as bench
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 6: the real CodiEsp corpus (shared/data/codiesp, generic notes.csv/codes.csv layout) loads through the
+"""The real CodiEsp corpus (shared/data/codiesp, generic notes.csv/codes.csv layout) loads through the
 `csv` source with the counts its stats.json records. Only counts are checked: nothing is fitted on it."""
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import json
 import warnings
 
 import pytest
-
-from bertxml_lib import loaders
-from bertxml_lib.validation import DataWarning
-
 from conftest import SHARED
+
+from bertxml_lib.data import loaders
+from bertxml_lib.data.validation import DataWarning
 
 CODIESP = SHARED / "data" / "codiesp"
 pytestmark = pytest.mark.skipif(not (CODIESP / "stats.json").exists(), reason="shared/data/codiesp is not present")

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from bertxml_lib import cohort
+from bertxml_lib.data import cohort
 
 
 def test_filters_drop_excluded_types_and_short_notes():

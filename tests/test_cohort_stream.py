@@ -1,4 +1,4 @@
-"""Issue 6 (scale): the streaming cohort build gives exactly what the in-memory rules give, on synthetic
+"""Scale: the streaming cohort build gives exactly what the in-memory rules give, on synthetic
 cohorts (in order, shuffled, from Parquet or a DataFrame, with tiny batches and buckets) and on hand-made
 fixtures (given split, unknown dates, codes for unknown notes, ICD-9). Correctness only, never timing."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from bertxml_lib import cohort, cohort_stream
-from bertxml_lib.synthetic import write_synthetic
+from bertxml_lib.data import cohort, cohort_stream
+from bertxml_lib.data.synthetic import write_synthetic
 
 RULES = dict(seed=0, min_chars=50, excluded_types=["erroneous", "student", "miscellaneous"],
              split_fractions=[0.7, 0.1, 0.2], chronic_min_count=2, min_train_count=5)
@@ -129,7 +129,7 @@ def test_word_counts_equal_pythons_split(dtype):
 
 def test_notebook01_reports_read_only_what_they_need(tmp_path, raw, monkeypatch):
     """stats_vs_paper's token sample, the figure's word counts and the label-set table, without load_cohort."""
-    from bertxml_lib import cohort_report
+    from bertxml_lib.reporting import cohort_report
 
     monkeypatch.setattr(cohort_stream, "BATCH_BYTES", 100_000)
     cohort.build_cohort(raw[0], raw[1], tmp_path, **RULES)

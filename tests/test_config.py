@@ -1,7 +1,7 @@
 """Profiles and overrides: one source of truth, unknown keys and wrong types are errors."""
 import pytest
 
-from bertxml_lib import config
+from bertxml_lib.core import config
 
 
 def test_profiles_resolve_and_differ():

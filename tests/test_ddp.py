@@ -1,16 +1,14 @@
-"""Issue 4: `torchrun --nproc_per_node 2` (gloo, CPU) pretraining equals one process on the same global batches."""
+"""`torchrun --nproc_per_node 2` (gloo, CPU) pretraining equals one process on the same global batches."""
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
-
 from test_resume import ENV, REPO, cli, curve_rows, write_corpus
 
-from bertxml_lib.distributed import DistContext, shard_rows
+from bertxml_lib.training.distributed import DistContext, shard_rows
 
 
 def test_shard_rows_split_every_row_once():

@@ -5,7 +5,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +39,7 @@ def test_ci_profile_writes_every_artifact(ci_run):
     assert manifest["data"]["split_hash"]
     table2 = pd.read_csv(out / "tables/table2.csv")
     names = table2["model"].tolist()
-    # Every row family of Table 2 and of the companion study (issue 5).
+    # Every row family of Table 2 and of the companion study.
     for family in ("logreg", "mha", "cnn", "offshelf", "offshelf_finetuned", "clinical", "_cls_", "_xml_", "_lan_",
                    "_hier_"):
         assert any(family in n for n in names), family
@@ -70,7 +69,7 @@ DETERMINISM_SETS = ["finetune.variants=[xml]", "finetune.max_lens=[512]", "finet
 
 
 def test_same_seed_gives_byte_identical_tables_across_forced_runs(tmp_path):
-    """Issue 6: two forced runs of the ci profile into two folders write the same bytes to every
+    """two forced runs of the ci profile into two folders write the same bytes to every
     tables/*.csv (wall times live in metrics/ and the manifest, not in tables)."""
     for name in ("first", "again"):
         run_all(tmp_path / name, "--force", "--no-site", "--set", *DETERMINISM_SETS)
@@ -84,7 +83,7 @@ def test_same_seed_gives_byte_identical_tables_across_forced_runs(tmp_path):
 
 
 def test_predict_cli_works_on_every_model_folder_of_the_run(ci_run, tmp_path):
-    """Issue 5: `python -m bertxml_lib.predict` on each fine-tuned and baseline folder of the run."""
+    """`python -m bertxml_lib.predict` on each fine-tuned and baseline folder of the run."""
     out, _ = ci_run
     notes = pd.read_parquet(out / "cohort" / "notes.parquet").query("split == 'test'").head(3)
     notes[["note_id", "text"]].to_csv(tmp_path / "notes.csv", index=False)
@@ -124,7 +123,7 @@ def test_nbval_lax_on_executed_analysis_notebooks(ci_run):
 
 
 def test_readme_results_section_is_generated_from_the_tables(ci_run, tmp_path):
-    from bertxml_lib.readme_results import END, START, update_readme
+    from bertxml_lib.reporting.readme_results import END, START, update_readme
 
     out, _ = ci_run
     readme = tmp_path / "README.md"

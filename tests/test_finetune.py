@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from sklearn.metrics import roc_auc_score
-
-from bertxml_lib.finetune import FinetuneConfig, finetune, predict_notes, predict_with_attention
-from bertxml_lib.modeling import BertForIcdCoding
-from bertxml_lib.segments import encode_notes
 from conftest import TOY_WORDS
 from conftest import make_toy_tokenizer as make_tokenizer
+from sklearn.metrics import roc_auc_score
+
+from bertxml_lib.models.modeling import BertForIcdCoding
+from bertxml_lib.text.segments import encode_notes
+from bertxml_lib.training.finetune import FinetuneConfig, finetune, predict_notes, predict_with_attention
 
 WORDS = TOY_WORDS
 FILLER = [w for w in WORDS if w not in ("alpha", "beta")]
@@ -108,7 +108,7 @@ def test_predict_with_attention_offsets_and_weights():
 
 def test_finetune_restores_best_epoch(monkeypatch):
     """With dev AUC 0.9 then 0.5, the weights after fine-tuning are those seen after epoch 1."""
-    import bertxml_lib.finetune as ft
+    import bertxml_lib.training.finetune as ft
 
     snapshots, aucs = [], iter([0.9, 0.5])
     real_predict = ft._predict_segments

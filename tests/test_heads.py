@@ -7,15 +7,20 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from sklearn.metrics import roc_auc_score
-
-from bertxml_lib import predict
-from bertxml_lib.finetune import FinetuneConfig, _param_groups, finetune, predict_notes, predict_with_attention
-from bertxml_lib.modeling import BertForIcdCoding, HierHead, LanHead, from_pretrained_encoder, hier_max_tokens
-from bertxml_lib.segments import (encode_notes_hierarchical, hier_note_lengths, hier_pad_fraction, n_hier_segments,
-                                  pad_hier_batch)
 from conftest import make_toy_tokenizer
+from sklearn.metrics import roc_auc_score
 from test_finetune import toy_notes
+
+from bertxml_lib.inference import predict
+from bertxml_lib.models.modeling import BertForIcdCoding, HierHead, LanHead, from_pretrained_encoder, hier_max_tokens
+from bertxml_lib.text.segments import (
+    encode_notes_hierarchical,
+    hier_note_lengths,
+    hier_pad_fraction,
+    n_hier_segments,
+    pad_hier_batch,
+)
+from bertxml_lib.training.finetune import FinetuneConfig, _param_groups, finetune, predict_notes, predict_with_attention
 
 CODES = ["I10", "E11.9", "S72.001A"]
 

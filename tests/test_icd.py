@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from bertxml_lib import icd
+from bertxml_lib.data import icd
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -66,7 +66,7 @@ def test_leaf_codes():
 
 
 def test_string_helpers_do_not_load_the_package():
-    code = ("import sys; from bertxml_lib import icd; icd.normalize_code('i2510'); icd.is_chronic('I10'); "
+    code = ("import sys; from bertxml_lib.data import icd; icd.normalize_code('i2510'); icd.is_chronic('I10'); "
             "icd.related_codes('I10', ['I11.9']); assert 'simple_icd_10_cm' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 

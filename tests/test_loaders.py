@@ -1,4 +1,4 @@
-"""Issue 6: every real-data loader on tiny fixtures written here with the official column names and layout."""
+"""Every real-data loader on tiny fixtures written here with the official column names and layout."""
 from __future__ import annotations
 
 import json
@@ -6,10 +6,11 @@ import warnings
 
 import pandas as pd
 import pytest
-
-from bertxml_lib import loaders, loaders_mimic, sources, stages
-from bertxml_lib.validation import DataWarning
 from fixtures_real import write_mimic3, write_small_codiesp, write_small_mimic4
+
+from bertxml_lib import stages
+from bertxml_lib.data import loaders, loaders_mimic, sources
+from bertxml_lib.data.validation import DataWarning
 
 NOTE_TEXT = "Patient seen for follow up of chronic conditions; plan discussed at length today."
 
@@ -231,7 +232,7 @@ def test_load_source_codiesp_records_language_and_folder_hash(codiesp_dir, tmp_p
 
 
 def test_icd9_cohort_is_described_and_flags_no_chronic_codes(tmp_path):
-    from bertxml_lib import cohort_report
+    from bertxml_lib.reporting import cohort_report
 
     n = 40  # two notes per patient, both dated the same day: 401.9 on every note, 250.00 on half
     notes = pd.DataFrame({"patient_id": [f"p{i // 2}" for i in range(n)], "note_id": [f"n{i}" for i in range(n)],

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from bertxml_lib import metrics
+from bertxml_lib.evaluation import metrics
 
 # Column 0: scores [0.1, 0.4, 0.35, 0.8], labels [0, 0, 1, 1]. Positive/negative pairs:
 # (0.35 > 0.1) yes, (0.35 > 0.4) no, (0.8 > 0.1) yes, (0.8 > 0.4) yes -> AUC 3/4.

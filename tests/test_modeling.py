@@ -1,14 +1,17 @@
 """Encoder configs (Table 1), the [CLS] and BERT-XML heads (eqs. 1-4), checkpoints and label init (3.3.2)."""
 
-import numpy as np
 import pytest
 import torch
 import transformers
-
-from bertxml_lib.encoders import ENCODERS, make_bert_config
-from bertxml_lib.modeling import (BertForIcdCoding, XmlHead, extend_position_embeddings, from_pretrained_encoder,
-                                  init_label_vectors)
 from conftest import make_toy_tokenizer as make_tokenizer
+
+from bertxml_lib.models.encoders import ENCODERS, make_bert_config
+from bertxml_lib.models.modeling import (
+    BertForIcdCoding,
+    extend_position_embeddings,
+    from_pretrained_encoder,
+    init_label_vectors,
+)
 
 CODES = ["I10", "E11.9", "S72.001A"]
 

@@ -4,8 +4,8 @@ import math
 import pandas as pd
 import pytest
 
-from bertxml_lib import multiseed
-from bertxml_lib.metrics import METRICS
+from bertxml_lib.evaluation import multiseed
+from bertxml_lib.evaluation.metrics import METRICS
 
 
 def _table(values: dict[str, float], status: dict[str, str] | None = None) -> pd.DataFrame:

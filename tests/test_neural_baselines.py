@@ -1,4 +1,4 @@
-"""Notebook 05's neural baselines (issue 5): the multi-head attention GRU with StarSpace inputs (paper 3.4.2,
+"""Notebook 05's neural baselines: the multi-head attention GRU with StarSpace inputs (paper 3.4.2,
 4.3) and the CAML CNN (Ji et al.'s retrained CNN), their training-only fitting, saved folders and the
 predict CLI on them."""
 from __future__ import annotations
@@ -11,10 +11,16 @@ import pandas as pd
 import pytest
 import torch
 
-from bertxml_lib import metrics, neural_baselines as nb, neural_predict, predict, stages, starspace
-from bertxml_lib.atomic import write_json
-from bertxml_lib.paths import RunPaths
-from bertxml_lib.predictions import load_predictions
+from bertxml_lib import stages
+from bertxml_lib.core.atomic import write_json
+from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.evaluation import metrics
+from bertxml_lib.evaluation.predictions import load_predictions
+from bertxml_lib.inference import predict
+from bertxml_lib.models import neural
+from bertxml_lib.text import words
+from bertxml_lib.training import neural_baselines as nb
+from bertxml_lib.training import starspace
 
 CODES = ["I10", "J45.909", "E11.9"]
 KEYWORD = {"I10": "hypertension", "J45.909": "asthma", "E11.9": "diabetes"}
@@ -37,23 +43,23 @@ def toy_notes(n: int, seed: int) -> tuple[list[str], np.ndarray]:
 
 
 def test_vocabulary_is_training_words_only_and_unknown_words_map_to_unk():
-    vocab = nb.build_vocabulary(["Chest pain chest", "pain fever"], max_tokens=512, min_count=2)
+    vocab = neural.build_vocabulary(["Chest pain chest", "pain fever"], max_tokens=512, min_count=2)
     assert vocab == ["<pad>", "<unk>", "chest", "pain"]  # counts 2 and 2: alphabetical
-    ids = nb.encode(["chest cough pain", ""], vocab, max_tokens=2)
-    assert ids[0].tolist() == [2, nb.UNK] and ids[1].tolist() == [nb.UNK]  # cut at 2 words; empty -> one unk
-    spans = nb.word_spans("Chest  PAIN, fever", 2)
+    ids = neural.encode(["chest cough pain", ""], vocab, max_tokens=2)
+    assert ids[0].tolist() == [2, neural.UNK] and ids[1].tolist() == [neural.UNK]  # cut at 2 words; empty -> one unk
+    spans = words.word_spans("Chest  PAIN, fever", 2)
     assert [(w, "Chest  PAIN, fever"[a:b]) for w, a, b in spans] == [("chest", "Chest"), ("pain", "PAIN")]
 
 
 def test_starspace_embeds_notes_near_their_codes():
     texts, Y = toy_notes(150, seed=0)
-    vocab = nb.build_vocabulary(texts, 512, 1)
-    docs = nb.encode(texts, vocab, 512)
+    vocab = neural.build_vocabulary(texts, 512, 1)
+    docs = neural.encode(texts, vocab, 512)
     words, labels, losses = starspace.train_starspace(docs, Y, len(vocab), dim=32, epochs=15, seed=0)
     assert words.shape == (len(vocab), 32) and labels.shape == (3, 32) and not words[0].any()
     assert losses[-1] < losses[0]
     held_texts, held_Y = toy_notes(60, seed=1)
-    scores = starspace.rank_scores(words, labels, nb.encode(held_texts, vocab, 512))
+    scores = starspace.rank_scores(words, labels, neural.encode(held_texts, vocab, 512))
     # Cosine scores rank notes per code (they are not calibrated across codes): macro AUC on held-out notes.
     assert metrics.macro_auc(held_Y, scores)[0] > 0.8
     again = starspace.train_starspace(docs, Y, len(vocab), dim=32, epochs=15, seed=0)[0]
@@ -65,11 +71,11 @@ def test_starspace_embeds_notes_near_their_codes():
 @pytest.mark.parametrize("kind", ["mha", "cnn"])
 def test_padding_never_changes_a_notes_logits(kind):
     torch.manual_seed(0)
-    model = (nb.MultiHeadAttentionGRU(np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32), 6, 3, 4)
-             if kind == "mha" else nb.Caml(20, 8, 5, 3, 4)).eval()
+    model = (neural.MultiHeadAttentionGRU(np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32), 6, 3, 4)
+             if kind == "mha" else neural.Caml(20, 8, 5, 3, 4)).eval()
     short, long = np.array([3, 4, 5]), np.arange(2, 15)
-    alone, _ = model(*nb.pad_ids([short]))
-    batched, attention = model(*nb.pad_ids([short, long]))
+    alone, _ = model(*neural.pad_ids([short]))
+    batched, attention = model(*neural.pad_ids([short, long]))
     torch.testing.assert_close(alone[0], batched[0], atol=1e-5, rtol=1e-5)
     att = attention[0] if kind == "mha" else attention[0]
     n_valid = 3 if kind == "mha" else int(model.positions(torch.tensor([3]))[0])
@@ -81,14 +87,14 @@ def test_models_learn_the_toy_task_and_choose_lr_and_epoch_on_dev(kind):
     train_t, Y_train = toy_notes(120, 0)
     dev_t, Y_dev = toy_notes(30, 1)
     test_t, Y_test = toy_notes(40, 2)
-    vocab = nb.build_vocabulary(train_t, 512, 1)
-    train, dev, test = (nb.encode(t, vocab, 512) for t in (train_t, dev_t, test_t))
+    vocab = neural.build_vocabulary(train_t, 512, 1)
+    train, dev, test = (neural.encode(t, vocab, 512) for t in (train_t, dev_t, test_t))
     if kind == "mha":
         emb = starspace.frozen_input_embeddings(starspace.train_starspace(train, Y_train, len(vocab), 16, 5)[0])
-        build = lambda: nb.MultiHeadAttentionGRU(emb, 16, 4, len(CODES))  # noqa: E731
+        build = lambda: neural.MultiHeadAttentionGRU(emb, 16, 4, len(CODES))  # noqa: E731
         lrs = [1e-2, 1e-5]
     else:
-        build = lambda: nb.Caml(len(vocab), 16, 8, 3, len(CODES))  # noqa: E731
+        build = lambda: neural.Caml(len(vocab), 16, 8, 3, len(CODES))  # noqa: E731
         lrs = [1e-2]
     device = torch.device("cpu")
     model, best, history = nb.train_baseline(build, train, Y_train, dev, Y_dev, lrs, 6, 8, 0.0, 0, device,
@@ -96,11 +102,11 @@ def test_models_learn_the_toy_task_and_choose_lr_and_epoch_on_dev(kind):
     assert len(history) == len(lrs) * 6
     top = history.loc[history["dev_micro_auc"].idxmax()]
     assert (best["lr"], best["epoch"]) == (top["lr"], top["epoch"])  # the best dev AUC, first on ties
-    probs = nb.predict_probs(model, test, device)
+    probs = neural.predict_probs(model, test, device)
     assert metrics.micro_auc(Y_test, probs) > 0.9
-    np.testing.assert_allclose(metrics.micro_auc(Y_dev, nb.predict_probs(model, dev, device)), best["dev_micro_auc"])
+    np.testing.assert_allclose(metrics.micro_auc(Y_dev, neural.predict_probs(model, dev, device)), best["dev_micro_auc"])
     again, _, _ = nb.train_baseline(build, train, Y_train, dev, Y_dev, lrs, 6, 8, 0.0, 0, device, progress=False)
-    np.testing.assert_array_equal(probs, nb.predict_probs(again, test, device))  # one seed, same numbers
+    np.testing.assert_array_equal(probs, neural.predict_probs(again, test, device))  # one seed, same numbers
 
 
 def write_toy_cohort(out) -> pd.DataFrame:
@@ -145,7 +151,7 @@ def test_run_baseline_writes_rows_predictions_models_and_histories(run_dir):
         assert record["micro_auc"] > 0.9 and record["best_lr"] == 1e-2 and 1 <= record["best_epoch"] <= 10
         pred = load_predictions(paths.predictions_file(row))
         assert list(pred.test_note_ids) == notes.loc[notes["split"] == "test", "note_id"].tolist()
-        assert neural_predict.is_neural_baseline(paths.model_dir(row))
+        assert neural.is_neural_baseline(paths.model_dir(row))
         history = pd.read_csv(paths.table(f"baseline_history_{row}.csv"))
         assert len(history) == 10 and "seconds" not in history  # tables hold only what the seed fixes
     assert results["logreg"]["row"] == "logreg_512" and results["logreg"]["history"].empty

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from bertxml_lib import config, runner
+from bertxml_lib import runner
+from bertxml_lib.core import config
 
 BOOKS = runner.notebook_paths()
 

@@ -1,4 +1,4 @@
-"""`python -m bertxml_lib.predict` (issue 5): top-k codes, attention evidence spans and clear input errors."""
+"""`python -m bertxml_lib.predict`: top-k codes, attention evidence spans and clear input errors."""
 import csv
 import io
 import json
@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import torch
 import transformers
-
-from bertxml_lib import predict
-from bertxml_lib.atomic import write_json
-from bertxml_lib.finetune import predict_notes
-from bertxml_lib.modeling import BertForIcdCoding
-from bertxml_lib.segments import encode_notes
-from bertxml_lib.tokenizer import train_wordpiece
-
 from conftest import REPO
+
+from bertxml_lib.core.atomic import write_json
+from bertxml_lib.inference import evidence, predict
+from bertxml_lib.models.modeling import BertForIcdCoding
+from bertxml_lib.text.segments import encode_notes
+from bertxml_lib.text.tokenizer import train_wordpiece
+from bertxml_lib.training.finetune import predict_notes
 
 CODES = ["I10", "E11.9", "K21.9"]
 WORDS = ("patient reports chest pain and shortness of breath with a history of hypertension diabetes and reflux "
@@ -224,15 +223,15 @@ def test_spans_merge_adjacent_top_words():
     weights = np.array([0.1, 0.25, 0.25, 0.3, 0.1])
     offsets = np.array([[0, 2], [3, 5], [5, 7], [8, 10], [11, 13]])
     words = np.array([0, 1, 1, 2, 3])
-    assert predict._spans(weights, offsets, words, 2) == [(3, 10, pytest.approx(0.8))]
-    assert predict._spans(weights, offsets, words, 1) == [(3, 7, pytest.approx(0.5))]
+    assert evidence.merge_spans(weights, offsets, words, 2) == [(3, 10, pytest.approx(0.8))]
+    assert evidence.merge_spans(weights, offsets, words, 1) == [(3, 7, pytest.approx(0.5))]
     # w3 is in the top 3 but below the uniform share 1/4: left out, so w1 w2 stay one span.
-    assert predict._spans(weights, offsets, words, 3) == [(3, 10, pytest.approx(0.8))]
-    assert predict._spans(np.array([]), offsets[:0], words[:0], 3) == []
+    assert evidence.merge_spans(weights, offsets, words, 3) == [(3, 10, pytest.approx(0.8))]
+    assert evidence.merge_spans(np.array([]), offsets[:0], words[:0], 3) == []
 
 
 def test_descriptions_follow_the_label_sets_icd_version(tmp_path):
-    from bertxml_lib.predict import describe_codes
+    from bertxml_lib.inference.evidence import describe_codes
 
     write_json(tmp_path / "cohort" / "label_set.json",
                {"codes": ["401.9"], "descriptions": {"401.9": "label-set 401.9"}, "icd_version": 9})

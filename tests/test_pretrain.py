@@ -5,9 +5,9 @@ import pytest
 import torch
 from transformers import AutoModel, BertForMaskedLM, DataCollatorForLanguageModeling
 
-from bertxml_lib.encoders import make_bert_config
-from bertxml_lib.pretrain import PretrainConfig, masked_positions_loss, mlm_example, pretrain_mlm
-from bertxml_lib.tokenizer import train_wordpiece
+from bertxml_lib.models.encoders import make_bert_config
+from bertxml_lib.text.tokenizer import train_wordpiece
+from bertxml_lib.training.pretrain import PretrainConfig, masked_positions_loss, mlm_example, pretrain_mlm
 
 WORDS = ("patient hypertension lisinopril denies chest pain htn metformin dm2 review of systems no fever "
          "cough assessment plan follow up labs a1c ldl").split()
@@ -64,8 +64,8 @@ def test_continued_pretraining_of_offshelf_model_extends_positions(corpus, tmp_p
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from bertxml_lib.offshelf import offshelf_model_dir
-    from bertxml_lib.pretrain import continue_pretraining
+    from bertxml_lib.models.offshelf import offshelf_model_dir
+    from bertxml_lib.training.pretrain import continue_pretraining
 
     _, texts = corpus
     cfg = PretrainConfig(encoder="offshelf", max_len=64, epochs=1, batch_tokens=1024, lr=1e-4, seed=0)

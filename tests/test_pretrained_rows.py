@@ -1,4 +1,4 @@
-"""Table 2 rows on encoders not pretrained here (issue 5): a user's local BioBERT / clinical BERT checkpoint
+"""Table 2 rows on encoders not pretrained here: a user's local BioBERT / clinical BERT checkpoint
 (tested with a tiny checkpoint saved here), the "not run" row without one, and the off-the-shelf BERT
 cut to a few layers with positions extended to 1,024."""
 import json
@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 import transformers
 
-from bertxml_lib import analysis, stages
-from bertxml_lib.config import ConfigError
-from bertxml_lib.paths import RunPaths
-from bertxml_lib.predictions import load_predictions
-from bertxml_lib.tokenizer import train_wordpiece
+from bertxml_lib import stages
+from bertxml_lib.core.config import ConfigError
+from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.evaluation import analysis
+from bertxml_lib.evaluation.predictions import load_predictions
+from bertxml_lib.text.tokenizer import train_wordpiece
 
 FT = dict(epochs=1, batch_tokens=1024, lr=1e-3, head_lr=1e-2, warmup=0.1, weight_decay=0.01, eval_batch_size=16)
 
@@ -67,7 +68,7 @@ def test_clinical_row_with_a_bad_path_is_a_config_error(cohort_dir, tmp_path):
 
 
 def test_offshelf_checkpoint_keeps_the_first_layers_and_its_general_vocabulary(tmp_path):
-    from bertxml_lib.offshelf import prepare_offshelf_dir
+    from bertxml_lib.models.offshelf import prepare_offshelf_dir
 
     folder = prepare_offshelf_dir(tmp_path / "off", layers=1)
     config = transformers.AutoConfig.from_pretrained(folder)

@@ -1,4 +1,4 @@
-"""Issue 6: the whole suite (`run_all.py --profile ci`) on real-data-shaped fixtures — MIMIC-III (ICD-9),
+"""The whole suite (`run_all.py --profile ci`) on real-data-shaped fixtures — MIMIC-III (ICD-9),
 MIMIC-IV (ICD-10 with ICD-9 rows present) and CodiEsp (official split) — and the privacy guarantee.
 
 The fixtures (tests/fixtures_real.py) have the official file layouts and column names, built in temporary
@@ -22,11 +22,10 @@ import time
 
 import pandas as pd
 import pytest
-
-from bertxml_lib import config
 from conftest import REPO
-from fixtures_real import (MARKER_SENTENCES, NOTE_TAG, write_codiesp_corpus, write_mimic3_corpus,
-                           write_mimic4_corpus)
+from fixtures_real import MARKER_SENTENCES, NOTE_TAG, write_codiesp_corpus, write_mimic3_corpus, write_mimic4_corpus
+
+from bertxml_lib.core import config
 
 pytestmark = pytest.mark.e2e
 

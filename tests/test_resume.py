@@ -1,4 +1,4 @@
-"""Issue 4: a pretraining run killed with SIGKILL after a checkpoint resumes to exactly the uninterrupted losses."""
+"""A pretraining run killed with SIGKILL after a checkpoint resumes to exactly the uninterrupted losses."""
 import json
 import os
 import random
@@ -8,10 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
-from bertxml_lib.tokenizer import train_wordpiece
+from bertxml_lib.text.tokenizer import train_wordpiece
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = [("hypertension", "lisinopril"), ("dm2", "metformin"), ("htn", "lisinopril"), ("ldl", "atorvastatin")]

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from bertxml_lib import runner
-from conftest import REPO
 
 
 def _plan(sets=None, per=None, tmp="/tmp/plan"):

@@ -1,14 +1,18 @@
 """Segmenting, length-bucketed batching and segment max-pooling (paper 4.1) on hand-built fixtures."""
-import random
 
 import numpy as np
 import pytest
 import torch
-import transformers
-
-from bertxml_lib.segments import (encode_notes, length_bucketed_batches, max_pool_segments, pad_batch, pad_fraction,
-                                  split_into_segments)
 from conftest import make_toy_tokenizer as make_tokenizer
+
+from bertxml_lib.text.segments import (
+    encode_notes,
+    length_bucketed_batches,
+    max_pool_segments,
+    pad_batch,
+    pad_fraction,
+    split_into_segments,
+)
 
 CLS, SEP = 2, 3
 

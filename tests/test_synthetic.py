@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bertxml_lib import icd
-from bertxml_lib.clinical_catalog import CATALOG, NOTE_TYPES
-from bertxml_lib.synthetic import GENERATOR_PROPERTIES, code_pool, generate_synthetic, write_synthetic
+from bertxml_lib.data import icd
+from bertxml_lib.data.clinical_catalog import CATALOG, NOTE_TYPES
+from bertxml_lib.data.synthetic import GENERATOR_PROPERTIES, code_pool, generate_synthetic, write_synthetic
 
 APPENDIX = ("I10 E78.5 I25.10 E11.9 K21.9 E55.9 E03.9 E66.9 E78.00 F41.9 F32.9 I48.91 G89.29 J44.9 M19.90 M81.0 "
             "Z00.00 I48.0 Z51.11 G47.33 N40.0 J45.909 E66.01 N18.30 I48.20 Z95.0 G62.9 M17.9 E78.2 I34.0 I73.9 "
@@ -99,7 +99,7 @@ def test_codes_per_note_and_chronic_codes_skip_visits(cohort):
 
 
 def test_codes_per_note_after_imputation_near_the_papers_four_to_five(cohort):
-    from bertxml_lib.cohort import filter_notes, impute_chronic
+    from bertxml_lib.data.cohort import filter_notes, impute_chronic
 
     notes, codes, _ = cohort
     kept, _ = filter_notes(notes, 50, ["erroneous", "student", "miscellaneous"])

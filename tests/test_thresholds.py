@@ -1,9 +1,9 @@
-"""F1 decision thresholds (issue 5): exact search on dev, worked by hand; no test data reaches tuning."""
+"""F1 decision thresholds: exact search on dev, worked by hand; no test data reaches tuning."""
 import numpy as np
 import pytest
 
-from bertxml_lib import analysis, thresholds
-from bertxml_lib.predictions import Predictions
+from bertxml_lib.evaluation import analysis, thresholds
+from bertxml_lib.evaluation.predictions import Predictions
 
 
 def test_best_threshold_by_hand():

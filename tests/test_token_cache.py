@@ -1,4 +1,4 @@
-"""Issue 6: the on-disk token cache changes speed only — same segments and predictions with and without it,
+"""The on-disk token cache changes speed only — same segments and predictions with and without it,
 a new entry for another tokenizer or other notes, and a corrupted, foreign or half-written entry never used."""
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 import transformers
-
-from bertxml_lib import token_cache
-from bertxml_lib.finetune import FinetuneConfig, finetune, predict_notes
-from bertxml_lib.modeling import BertForIcdCoding
-from bertxml_lib.segments import encode_notes, encode_notes_hierarchical
 from conftest import TOY_WORDS, make_toy_tokenizer
+
+from bertxml_lib.models.modeling import BertForIcdCoding
+from bertxml_lib.text import token_cache
+from bertxml_lib.text.segments import encode_notes, encode_notes_hierarchical
+from bertxml_lib.training.finetune import FinetuneConfig, finetune, predict_notes
 
 
 def notes(n: int, seed: int) -> list[str]:

@@ -1,9 +1,8 @@
 """EHR WordPiece: trained on what it is given (train only), loadable by AutoTokenizer, OOV counted by hand."""
-import pandas as pd
 from transformers import AutoTokenizer
 
-from bertxml_lib.offshelf import load_offshelf_tokenizer, offshelf_model_dir
-from bertxml_lib.tokenizer import oov_per_note, oov_summary, train_wordpiece
+from bertxml_lib.models.offshelf import load_offshelf_tokenizer, offshelf_model_dir
+from bertxml_lib.text.tokenizer import oov_per_note, oov_summary, train_wordpiece
 
 TRAIN = ["patient with hypertension on lisinopril and hyperlipidemia on atorvastatin"] * 30 + \
         ["denies chest pain . htn well controlled . continue metformin for dm2"] * 30
@@ -54,11 +53,11 @@ def test_training_is_deterministic_across_processes(tmp_path):
     import subprocess
     import sys
 
-    from bertxml_lib.synthetic import generate_synthetic
+    from bertxml_lib.data.synthetic import generate_synthetic
 
     notes, _ = next(generate_synthetic(n_patients=30, n_codes=40, seed=0))
     (tmp_path / "notes.txt").write_text("\n".join(t.replace("\n", " ") for t in notes["text"]))
-    code = ("import sys; from bertxml_lib.tokenizer import train_wordpiece; "
+    code = ("import sys; from bertxml_lib.text.tokenizer import train_wordpiece; "
             "train_wordpiece(open(sys.argv[1]).read().split('\\n'), 1500, 2, sys.argv[2])")
     for name in ("a", "b", "c"):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / "notes.txt"), str(tmp_path / name)], check=True)

@@ -1,0 +1,308 @@
+"""Notebooks 04-06 — the metric set of paper 4.4: AUC, F1, P@k, R@k, mAP and patient-bootstrap CIs.
+
+Definitions (test split, `y_true, y_prob (n_notes, n_codes)`):
+- `micro_auc` pools every (note, code) pair into one ranking; `macro_auc` averages per-code AUCs over
+  codes whose labels hold both classes (undefined otherwise) and reports how many codes were skipped.
+- `micro_f1` / `macro_f1` / `macro_f1_present` use decisions `y_prob >= threshold`, the threshold tuned
+  on dev (`thresholds`). `macro_f1` averages over ALL codes (a code with no positive and no predicted
+  positive counts 0, sklearn's `zero_division=0`); `macro_f1_present` only over codes with a positive.
+- `p_at_k`: share of a note's k highest-scored codes that are true, averaged over all notes (a note
+  without labels scores 0; k may exceed n_codes, the denominator stays k). `r_at_k`: share of a note's
+  true codes among its k highest, averaged over notes with at least one label (undefined otherwise).
+  Ties in the top k go to the lower column index (label-set order: more frequent codes first).
+- `map`: sklearn `average_precision_score` of each code, averaged over codes with a positive.
+
+Point estimates use scikit-learn. Bootstrap CIs resample patients with replacement (notes of one
+patient move together) and recompute every metric on each resample; a resample is a vector of
+integer note weights, and `weighted_metrics` evaluates all resamples at once with sorted tie groups
+and sparse products (tested equal to sklearn with `sample_weight`).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+PRECISION_KS = (5, 8, 15)
+RECALL_KS = (10,)
+METRICS = ("micro_auc", "macro_auc", "micro_f1", "macro_f1", "macro_f1_present",
+           *(f"p_at_{k}" for k in PRECISION_KS), *(f"r_at_{k}" for k in RECALL_KS), "map")
+# Bootstrap work is split into blocks of resamples so no temporary exceeds ~this many float64 entries.
+_BLOCK_ENTRIES = 4_000_000
+
+
+def _check(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    y_prob = np.asarray(y_prob, dtype=np.float64)
+    if y_true.ndim != 2 or y_true.shape != y_prob.shape:
+        raise ValueError(f"y_true and y_prob must both be (n_notes, n_codes); got {y_true.shape} and {y_prob.shape}")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError("y_true must hold only 0/1 labels")
+    if not np.isfinite(y_prob).all():
+        raise ValueError(f"y_prob holds {int((~np.isfinite(y_prob)).sum())} non-finite scores (NaN or inf)")
+    return y_true.astype(np.int8), y_prob
+
+
+def micro_auc(y_true, y_prob) -> float:
+    """ROC AUC over all (note, code) pairs flattened together: `y_true, y_prob (n_notes, n_codes)`."""
+    y_true, y_prob = _check(y_true, y_prob)
+    flat = y_true.ravel()
+    if flat.size == 0 or flat.min() == flat.max():
+        raise ValueError("micro AUC needs both positive and negative labels in y_true")
+    return float(roc_auc_score(flat, y_prob.ravel()))
+
+
+def evaluable_codes(y_true) -> np.ndarray:
+    """Boolean `(n_codes,)`: codes with at least one positive and one negative note."""
+    y_true = np.asarray(y_true)
+    positives = y_true.sum(axis=0)
+    return (positives > 0) & (positives < y_true.shape[0])
+
+
+def per_code_auc(y_true, y_prob) -> np.ndarray:
+    """ROC AUC of every code `(n_codes,)`; NaN where the code has no positive or no negative note."""
+    y_true, y_prob = _check(y_true, y_prob)
+    aucs = np.full(y_true.shape[1], np.nan)
+    valid = evaluable_codes(y_true)
+    if valid.any():
+        # average=None gives one AUC per column; atleast_1d because one column comes back as a scalar.
+        aucs[valid] = np.atleast_1d(roc_auc_score(y_true[:, valid], y_prob[:, valid], average=None))
+    return aucs
+
+
+def macro_auc(y_true, y_prob) -> tuple[float, int]:
+    """Mean per-code AUC over evaluable codes, and the number of codes skipped (no positive or no negative).
+
+    Returns `(nan, n_codes)` when no code is evaluable.
+    """
+    aucs = per_code_auc(y_true, y_prob)
+    skipped = int(np.isnan(aucs).sum())
+    if skipped == len(aucs):
+        return float("nan"), skipped
+    return float(np.nanmean(aucs)), skipped
+
+
+def decide(y_prob, threshold) -> np.ndarray:
+    """Binary decisions `y_prob >= threshold`; `threshold` is a scalar or one value per code `(n_codes,)`."""
+    y_prob = np.asarray(y_prob, dtype=np.float64)
+    threshold = np.asarray(threshold, dtype=np.float64)
+    if threshold.ndim > 1 or (threshold.ndim == 1 and threshold.shape[0] != y_prob.shape[1]):
+        raise ValueError(f"threshold must be a scalar or ({y_prob.shape[1]},) per code, got shape {threshold.shape}")
+    return y_prob >= threshold
+
+
+def per_code_f1(y_true, y_prob, threshold) -> np.ndarray:
+    """F1 of every code `(n_codes,)` at `threshold`; 0 where a code has no positive and none predicted."""
+    y_true, y_prob = _check(y_true, y_prob)
+    return np.atleast_1d(f1_score(y_true, decide(y_prob, threshold).astype(np.int8), average=None, zero_division=0))
+
+
+def f1_scores(y_true, y_prob, threshold) -> dict[str, float]:
+    """`micro_f1`, `macro_f1` (all codes) and `macro_f1_present` (codes with a positive) at `threshold`."""
+    y_true, y_prob = _check(y_true, y_prob)
+    pred = decide(y_prob, threshold).astype(np.int8)
+    per_code = np.atleast_1d(f1_score(y_true, pred, average=None, zero_division=0))
+    present = y_true.sum(axis=0) > 0
+    return {"micro_f1": float(f1_score(y_true, pred, average="micro", zero_division=0)),
+            "macro_f1": float(per_code.mean()),
+            "macro_f1_present": float(per_code[present].mean()) if present.any() else float("nan")}
+
+
+def top_k_hits(y_true, y_prob, k: int) -> np.ndarray:
+    """True codes among each note's `k` highest-scored codes `(n_notes,)` (ties: lower column first)."""
+    y_true, y_prob = _check(y_true, y_prob)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    top = np.argsort(-y_prob, axis=1, kind="stable")[:, :k]  # (n_notes, min(k, n_codes))
+    return np.take_along_axis(y_true, top, axis=1).sum(axis=1)
+
+
+def precision_at_k(y_true, y_prob, k: int) -> float:
+    """Mean over all notes of (true codes among the top k) / k."""
+    return float(np.mean(top_k_hits(y_true, y_prob, k) / k))
+
+
+def recall_at_k(y_true, y_prob, k: int) -> float:
+    """Mean over notes with a label of (true codes among the top k) / (true codes); NaN if no note has one."""
+    hits = top_k_hits(y_true, y_prob, k)
+    n_true = np.asarray(y_true).sum(axis=1)
+    has = n_true > 0
+    return float(np.mean(hits[has] / n_true[has])) if has.any() else float("nan")
+
+
+def mean_average_precision(y_true, y_prob) -> float:
+    """sklearn average precision of each code, averaged over codes with at least one positive."""
+    y_true, y_prob = _check(y_true, y_prob)
+    present = np.flatnonzero(y_true.sum(axis=0) > 0)
+    if not len(present):
+        return float("nan")
+    return float(np.mean([average_precision_score(y_true[:, j], y_prob[:, j]) for j in present]))
+
+
+def score_all(y_true, y_prob, threshold) -> dict[str, float]:
+    """Every metric of `METRICS` (scikit-learn reference path); F1 needs a dev-tuned `threshold`."""
+    y_true, y_prob = _check(y_true, y_prob)
+    flat = y_true.ravel()
+    out = {"micro_auc": micro_auc(y_true, y_prob) if 0 < flat.sum() < flat.size else float("nan"),
+           "macro_auc": macro_auc(y_true, y_prob)[0]}
+    out |= f1_scores(y_true, y_prob, threshold) if threshold is not None else dict.fromkeys(
+        ("micro_f1", "macro_f1", "macro_f1_present"), float("nan"))
+    out |= {f"p_at_{k}": precision_at_k(y_true, y_prob, k) for k in PRECISION_KS}
+    out |= {f"r_at_{k}": recall_at_k(y_true, y_prob, k) for k in RECALL_KS}
+    out["map"] = mean_average_precision(y_true, y_prob)
+    return {m: out[m] for m in METRICS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Weighted, vectorised path: every metric for a block of note-weight vectors at once (the bootstrap)
+# ---------------------------------------------------------------------------------------------
+
+class _TieGroups:
+    """(note, code) pairs sorted by code then score, cut into runs of equal (code, score).
+
+    `pos`/`neg` `(n_notes, G)` count a note's positive/negative pairs per group, so for weights
+    `W (B, n_notes)` the weighted counts per group are `W @ pos`. `starts` index each code's first group.
+    """
+
+    def __init__(self, y_true: np.ndarray, y_prob: np.ndarray, per_code: bool, descending: bool):
+        n, n_codes = y_true.shape
+        notes = np.repeat(np.arange(n), n_codes)
+        code = np.tile(np.arange(n_codes), n) if per_code else np.zeros(n * n_codes, dtype=np.int64)
+        score = y_prob.ravel()
+        order = np.lexsort((-score if descending else score, code))
+        score, code, notes, label = score[order], code[order], notes[order], y_true.ravel()[order].astype(bool)
+        new = np.r_[True, (score[1:] != score[:-1]) | (code[1:] != code[:-1])]
+        group = np.cumsum(new) - 1
+        self.n_groups = int(group[-1]) + 1
+        self.pos = sparse.csc_matrix((label.astype(np.float64), (notes, group)), shape=(n, self.n_groups))
+        self.neg = sparse.csc_matrix(((~label).astype(np.float64), (notes, group)), shape=(n, self.n_groups))
+        group_code = code[new]
+        self.starts = np.flatnonzero(np.r_[True, group_code[1:] != group_code[:-1]])
+        self.codes = group_code[self.starts]  # the code of each start (codes are all present here)
+        self.sizes = np.diff(np.r_[self.starts, self.n_groups])
+
+    def counts(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted positive and negative counts per group, each `(B, G)`."""
+        return (self.pos.T @ weights.T).T, (self.neg.T @ weights.T).T
+
+    def cumsum(self, x: np.ndarray) -> np.ndarray:
+        """Cumulative sum over groups that restarts at every code: `(B, G)`."""
+        total = np.cumsum(x, axis=1)
+        before = np.zeros((x.shape[0], len(self.starts)))
+        before[:, 1:] = total[:, self.starts[1:] - 1]
+        return total - np.repeat(before, self.sizes, axis=1)
+
+    def per_code(self, x: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(x, self.starts, axis=1)  # (B, n_codes)
+
+
+def _safe_divide(a: np.ndarray, b: np.ndarray, empty: float) -> np.ndarray:
+    return np.divide(a, b, out=np.full(np.broadcast(a, b).shape, empty), where=b > 0)
+
+
+def _weighted_auc(groups: _TieGroups, weights: np.ndarray) -> np.ndarray:
+    """AUC per code `(B, n_codes)`: each positive wins the negative weight below it, half of its ties."""
+    pos, neg = groups.counts(weights)
+    below = groups.cumsum(neg) - neg
+    wins = groups.per_code(pos * (below + 0.5 * neg))
+    return _safe_divide(wins, groups.per_code(pos) * groups.per_code(neg), np.nan)
+
+
+def _weighted_ap(groups: _TieGroups, weights: np.ndarray) -> np.ndarray:
+    """Average precision per code `(B, n_codes)`: sum over score groups of recall gain x precision (sklearn)."""
+    pos, neg = groups.counts(weights)
+    precision = _safe_divide(groups.cumsum(pos), groups.cumsum(pos + neg), 0.0)
+    return _safe_divide(groups.per_code(pos * precision), groups.per_code(pos), np.nan)
+
+
+def _nanmean_rows(x: np.ndarray) -> np.ndarray:
+    defined = ~np.isnan(x)
+    return _safe_divide(np.where(defined, x, 0.0).sum(axis=1), defined.sum(axis=1).astype(np.float64), np.nan)
+
+
+class WeightedScorer:
+    """Every metric of `METRICS` for blocks of note weights `(B, n_notes)` (integer weights = duplicated
+    notes); the sorting and top-k work is done once here, `score(weights)` is then a few products."""
+
+    def __init__(self, y_true, y_prob, threshold):
+        y_true, y_prob = _check(y_true, y_prob)
+        self.y = y_true.astype(np.float64)  # (n_notes, n_codes)
+        self.micro = _TieGroups(y_true, y_prob, per_code=False, descending=False)
+        self.by_code = _TieGroups(y_true, y_prob, per_code=True, descending=False)
+        self.by_code_desc = _TieGroups(y_true, y_prob, per_code=True, descending=True)
+        self.pred = None if threshold is None else decide(y_prob, threshold)
+        n_true = self.y.sum(axis=1)
+        self.has_label = n_true > 0
+        self.precision = {k: top_k_hits(y_true, y_prob, k) / k for k in PRECISION_KS}  # per note
+        self.recall = {k: _safe_divide(top_k_hits(y_true, y_prob, k).astype(np.float64), n_true, 0.0)
+                       for k in RECALL_KS}
+
+    def _per_code(self, groups: _TieGroups, values: np.ndarray) -> np.ndarray:
+        out = np.full((values.shape[0], self.y.shape[1]), np.nan)
+        out[:, groups.codes] = values
+        return out
+
+    def score(self, weights) -> dict[str, np.ndarray]:
+        """`{metric: (B,)}`; codes and notes enter each average only where that resample defines them."""
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        if weights.shape[1] != self.y.shape[0]:
+            raise ValueError(f"weights must be (B, n_notes={self.y.shape[0]}), got {weights.shape}")
+        y, b = self.y, len(weights)
+        out = {"micro_auc": _weighted_auc(self.micro, weights)[:, 0],
+               "macro_auc": _nanmean_rows(self._per_code(self.by_code, _weighted_auc(self.by_code, weights)))}
+        if self.pred is None:
+            out |= dict.fromkeys(("micro_f1", "macro_f1", "macro_f1_present"), np.full(b, np.nan))
+        else:
+            tp, fp, fn = weights @ (y * self.pred), weights @ ((1 - y) * self.pred), weights @ (y * ~self.pred)
+            out["micro_f1"] = _safe_divide(2 * tp.sum(1), 2 * tp.sum(1) + fp.sum(1) + fn.sum(1), 0.0)
+            f1 = _safe_divide(2 * tp, 2 * tp + fp + fn, 0.0)  # (B, n_codes)
+            out["macro_f1"] = f1.mean(axis=1)
+            out["macro_f1_present"] = _nanmean_rows(np.where(tp + fn > 0, f1, np.nan))
+        for k, per_note in self.precision.items():
+            out[f"p_at_{k}"] = _safe_divide(weights @ per_note, weights.sum(axis=1), np.nan)
+        labelled = weights[:, self.has_label]
+        for k, per_note in self.recall.items():
+            out[f"r_at_{k}"] = _safe_divide(labelled @ per_note[self.has_label], labelled.sum(axis=1), np.nan)
+        out["map"] = _nanmean_rows(self._per_code(self.by_code_desc, _weighted_ap(self.by_code_desc, weights)))
+        return {m: out[m] for m in METRICS}
+
+
+def weighted_metrics(y_true, y_prob, threshold, weights) -> dict[str, np.ndarray]:
+    """`{metric: (B,)}` under note weights `(B, n_notes)`; all weights 1 equals `score_all`."""
+    return WeightedScorer(y_true, y_prob, threshold).score(weights)
+
+
+def patient_resample_weights(patient_ids, n_resamples: int, seed: int) -> np.ndarray:
+    """Note weights `(n_resamples, n_notes)`: patients drawn with replacement, each note weighted by
+    how often its patient was drawn. Depends on the set of patient ids and `seed`, not on note order."""
+    patients, note_patient = np.unique(np.asarray(patient_ids).astype(str), return_inverse=True)
+    if n_resamples < 1 or not len(patients):
+        raise ValueError(f"need n_resamples >= 1 and at least one patient; got {n_resamples}, {len(patients)}")
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(patients), np.full(len(patients), 1.0 / len(patients)), size=n_resamples)
+    return draws[:, note_patient].astype(np.float64)
+
+
+def bootstrap_metrics(y_true, y_prob, threshold, patient_ids, n_resamples: int = 200,
+                      seed: int = 0) -> dict[str, np.ndarray]:
+    """`{metric: (n_resamples,)}` over patient-level bootstrap resamples of the notes (see module docstring)."""
+    y_true, y_prob = _check(y_true, y_prob)
+    if len(patient_ids) != y_true.shape[0]:
+        raise ValueError(f"got {len(patient_ids)} patient ids for {y_true.shape[0]} notes")
+    weights = patient_resample_weights(patient_ids, n_resamples, seed)
+    scorer = WeightedScorer(y_true, y_prob, threshold)
+    n_blocks = -(-n_resamples * y_true.size // _BLOCK_ENTRIES)  # ceil: bound the (B, pairs) temporaries
+    parts = [scorer.score(block) for block in np.array_split(weights, max(n_blocks, 1))]
+    return {m: np.concatenate([p[m] for p in parts]) for m in METRICS}
+
+
+def confidence_intervals(samples: dict[str, np.ndarray], level: float = 0.95) -> dict[str, float]:
+    """Percentile intervals `{<metric>_ci_low, <metric>_ci_high}`; NaN where no resample defines the metric."""
+    tail = (1 - level) / 2 * 100
+    out = {}
+    for metric, values in samples.items():
+        values = np.asarray(values, dtype=np.float64)
+        values = values[~np.isnan(values)]
+        low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan)
+        out[f"{metric}_ci_low"], out[f"{metric}_ci_high"] = float(low), float(high)
+    return out
