@@ -20,8 +20,9 @@ from bertxml_lib.core.atomic import write_json
 from bertxml_lib.core.config import resolve
 from bertxml_lib.core.paths import RunPaths
 from bertxml_lib.data.cohort import load_cohort
+from bertxml_lib.reporting.pretraining_report import save_loss_curve
 from bertxml_lib.training.distributed import init_distributed, shutdown
-from bertxml_lib.training.pretrain import PretrainConfig, continue_pretraining, pretrain_mlm, save_loss_curve
+from bertxml_lib.training.pretrain import PretrainConfig, continue_pretraining, pretrain_mlm
 
 
 def _parser() -> argparse.ArgumentParser:

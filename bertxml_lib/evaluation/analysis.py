@@ -9,15 +9,16 @@ encoder, max_len, train time). The paper's numbers come from `paper_results`, co
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from bertxml_lib.core.atomic import atomic_path, read_json, write_csv, write_json
+from bertxml_lib.core.atomic import read_json, write_csv, write_json
+from bertxml_lib.core.figures import new_figure, save_figure
 from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.core.rows import parse_row
 from bertxml_lib.data import icd
 from bertxml_lib.data.cohort import load_cohort
 from bertxml_lib.evaluation import metrics, thresholds
@@ -26,11 +27,6 @@ from bertxml_lib.evaluation.paper_results import OUR_FAMILIES, paper_table4
 from bertxml_lib.evaluation.predictions import Predictions, load_predictions
 from bertxml_lib.models.encoders import ENCODERS
 
-# Row names (see docs/DESIGN.md): ehr_<encoder>_<head>_<len>, offshelf[_finetuned]_<head>_<len>,
-# clinical_<head>_<len>, and the baselines logreg_<len>, mha_<len>, cnn_<len>.
-_ROW_RE = re.compile(r"^ehr_(?P<encoder>[a-z0-9]+)_(?P<family>cls|xml|lan|hier)_(?P<max_len>\d+)$")
-_PRETRAINED_RE = re.compile(r"^(?P<encoder>offshelf|offshelf_finetuned|clinical)_(?P<head>cls|xml)_(?P<max_len>\d+)$")
-_BASELINE_RE = re.compile(r"^(?P<family>logreg|mha|cnn)_(?P<max_len>\d+)$")
 CI_COLUMNS = [f"{m}_ci_{side}" for m in metrics.METRICS for side in ("low", "high")]
 TABLE2_COLUMNS = ["model", "family", "encoder", "max_len", *metrics.METRICS, *CI_COLUMNS, "threshold",
                   "threshold_mode", "n_codes", "n_codes_skipped", "n_bootstrap", "train_seconds", "status"]
@@ -39,15 +35,12 @@ TABLE2_COLUMNS = ["model", "family", "encoder", "max_len", *metrics.METRICS, *CI
 def row_meta(row: str, meta: dict | None = None) -> dict:
     """`family, encoder, max_len, train_seconds` of a row: from its metrics record, else from its name."""
     meta = dict(meta or {})
-    parsed = _ROW_RE.match(row) or _PRETRAINED_RE.match(row) or _BASELINE_RE.match(row)
-    guess = parsed.groupdict() if parsed else {}
-    if "head" in guess:
-        guess["family"] = "clinical" if guess["encoder"] == "clinical" else "offshelf"
+    parsed = parse_row(row)
+    guess = {"family": parsed.family, "encoder": parsed.encoder, "max_len": parsed.max_len} if parsed else {}
     family = meta.get("family") or guess.get("family")
     if family is None:
         raise ValueError(f"row {row!r}: no metrics record with a family and the name matches none of "
-                         f"ehr_<encoder>_<head>_<max_len>, offshelf[_finetuned]_<head>_<max_len>, "
-                         f"clinical_<head>_<max_len>, <logreg|mha|cnn>_<max_len>")
+                         f"the names of core.rows")
     max_len, seconds = meta.get("max_len", guess.get("max_len")), meta.get("train_seconds")
     return {"family": family, "encoder": meta.get("encoder", guess.get("encoder", "")) or "",
             "max_len": int(max_len) if max_len not in (None, "") else None,
@@ -164,16 +157,13 @@ def count_high_auc(per_code_auc: np.ndarray, threshold: float = 0.98) -> tuple[i
 
 def auc_distribution_figure(per_code_auc: dict[str, np.ndarray], path: str | Path, high_auc: float = 0.98):
     """Figure 2: histogram of per-code test AUC for each given row, with the `high_auc` line; PNG at `path`."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     if not per_code_auc:
         raise ValueError("auc_distribution_figure needs at least one row of per-code AUCs")
     values = {row: np.asarray(a, dtype=float)[~np.isnan(np.asarray(a, dtype=float))] for row, a in per_code_auc.items()}
     lowest = min((v.min() for v in values.values() if len(v)), default=0.5)
     bins = np.linspace(min(0.5, np.floor(lowest * 20) / 20), 1.0, 41)
-    fig = Figure(figsize=(8, 4.5), dpi=120)
-    FigureCanvasAgg(fig)
+    fig = new_figure(8, 4.5, dpi=120)
     ax = fig.subplots()
     for row, v in values.items():
         n_high, n = count_high_auc(v, high_auc)
@@ -184,8 +174,7 @@ def auc_distribution_figure(per_code_auc: dict[str, np.ndarray], path: str | Pat
            title="Figure 2 (paper 4.4): distribution of per-code AUC across ICD codes")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path)
     return fig
 
 
@@ -281,15 +270,12 @@ def frequency_bins(preds: list[Predictions], test_labels: np.ndarray, train_coun
 
 def frequency_bins_figure(bins_df: pd.DataFrame, path: str | Path):
     """Macro AUC and macro F1 per training-frequency bin, one line per row; PNG at `path`."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     if not len(bins_df):
         raise ValueError("frequency_bins_figure needs at least one row of frequency bins")
     first = bins_df.drop_duplicates("bin").sort_values("bin")
     labels = [f"{label}\n({n} codes)" for label, n in zip(first["bin_label"], first["n_codes"])]
-    fig = Figure(figsize=(10, 4.2), dpi=120)
-    FigureCanvasAgg(fig)
+    fig = new_figure(10, 4.2, dpi=120)
     axes = fig.subplots(1, 2)
     for ax, metric, name in zip(axes, ("macro_auc", "macro_f1"), ("macro AUC", "macro F1 (dev-tuned threshold)")):
         for row, g in bins_df.groupby("model", sort=False):
@@ -299,8 +285,7 @@ def frequency_bins_figure(bins_df: pd.DataFrame, path: str | Path):
     axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("Codes grouped by training frequency (paper Table 3 splits at 2,000 training notes)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path)
     return fig
 
 

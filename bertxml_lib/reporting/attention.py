@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from bertxml_lib.core import runtime
-from bertxml_lib.core.atomic import atomic_path, read_json, write_text
+from bertxml_lib.core.atomic import read_json, write_text
+from bertxml_lib.core.figures import new_figure, save_figure
 from bertxml_lib.core.paths import RunPaths
 from bertxml_lib.data.cohort import load_cohort
 from bertxml_lib.evaluation.analysis import align_probs, row_meta
@@ -55,20 +56,6 @@ def merge_wordpieces(tokens: Sequence[str], weights: np.ndarray) -> tuple[list[s
     return words, np.asarray(mass)
 
 
-def _new_figure(width_in: float, height_in: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width_in, height_in), dpi=_DPI)
-    FigureCanvasAgg(fig)  # explicit Agg canvas: no pyplot state, nothing shown inline by accident
-    return fig
-
-
-def _save_png(fig, png_path: str | Path) -> None:
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
-
-
 def xml_attention_figure(tokens: Sequence[str], weights: np.ndarray, code: str, description: str,
                          png_path: str | Path, html_path: str | Path, show_text: bool = True):
     """Figure 3 as a PNG (words in coloured boxes, wrapped) and a standalone HTML page; returns the Figure."""
@@ -83,7 +70,7 @@ def xml_attention_figure(tokens: Sequence[str], weights: np.ndarray, code: str, 
     title = f"Figure 3 (paper 4.5): BERT-XML attention for {code} — {description}"
     if show_text:
         width_px, margin, line_px, size = 10 * _DPI, 12, 24, 10
-        fig = _new_figure(10, 2)
+        fig = new_figure(10, 2, dpi=_DPI)
         renderer, font = fig.canvas.get_renderer(), FontProperties(size=size)
         space = renderer.get_text_width_height_descent("x x", font, ismath=False)[0] - \
             renderer.get_text_width_height_descent("xx", font, ismath=False)[0]
@@ -105,7 +92,7 @@ def xml_attention_figure(tokens: Sequence[str], weights: np.ndarray, code: str, 
         fig.text(0.01, 8 / height_px, f"darker = higher attention; a word's weight is the sum over its WordPieces "
                  f"(max {mass.max():.3f})", fontsize=8, va="bottom")
     else:
-        fig = _new_figure(10, 3.2)
+        fig = new_figure(10, 3.2, dpi=_DPI)
         strip, bars = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 3]})
         strip.imshow(intensity[None, :], aspect="auto", cmap=cmap, vmin=0, vmax=1)
         strip.set_yticks([])
@@ -113,7 +100,7 @@ def xml_attention_figure(tokens: Sequence[str], weights: np.ndarray, code: str, 
         bars.set(xlabel="word position in the note (text hidden)", ylabel="attention")
         fig.suptitle(title + " (text hidden)", fontsize=10, parse_math=False)
         fig.tight_layout()
-    _save_png(fig, png_path)
+    save_figure(fig, png_path)
     write_text(html_path, _attention_html(words, mass, intensity, title, show_text))
     return fig
 
@@ -148,7 +135,7 @@ def attention_heads_figure(attn: np.ndarray, png_path: str | Path, title: str):
     heads = attn.shape[0]
     cols = math.ceil(math.sqrt(heads))
     rows = math.ceil(heads / cols)
-    fig = _new_figure(max(3 * cols, 8), 3 * rows + 0.8)
+    fig = new_figure(max(3 * cols, 8), 3 * rows + 0.8)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     # Log colour scale shared by all heads, from the 1st percentile (at least max/1e4) to the max: it
     # shows both sharp heads (mass on a few keys) and the faint spread of far-away keys.
@@ -165,7 +152,7 @@ def attention_heads_figure(attn: np.ndarray, png_path: str | Path, title: str):
         ax.set_title(f"head {h}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save_png(fig, png_path)
+    save_figure(fig, png_path)
     return fig
 
 

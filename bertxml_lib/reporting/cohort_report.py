@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bertxml_lib.core.atomic import atomic_path, read_json, write_csv
+from bertxml_lib.core.atomic import read_json, write_csv
+from bertxml_lib.core.figures import save_figure
 from bertxml_lib.core.paths import RunPaths
 from bertxml_lib.data.icd import is_chronic
 from bertxml_lib.data.synthetic import GENERATOR_PROPERTIES
@@ -134,6 +135,5 @@ def cohort_figure(out_dir: str | Path):
     axes[2].set(title="code frequency (training notes)", xlabel="code rank", ylabel="training notes")
     axes[2].legend()
     fig.tight_layout()
-    with atomic_path(paths.figure("cohort_overview.png")) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, paths.figure("cohort_overview.png"))
     return fig

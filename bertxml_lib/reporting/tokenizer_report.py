@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bertxml_lib.core.atomic import atomic_path
+from bertxml_lib.core.figures import save_figure
 from bertxml_lib.evaluation.paper_results import paper_facts
 
 LABELS = {"ehr_wordpiece": "EHR WordPiece (ours, train split)", "general_bert_base_uncased": "general bert-base-uncased"}
@@ -40,6 +40,5 @@ def oov_figure(per_note: pd.DataFrame, png_path: str | Path):
            title="Out-of-vocabulary words per dev note")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, png_path)
     return fig

@@ -26,11 +26,9 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
-from bertxml_lib.core.atomic import write_json
-from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.core.rows import Row, baseline_row
 from bertxml_lib.data.cohort import load_cohort
-from bertxml_lib.evaluation import metrics
-from bertxml_lib.evaluation.predictions import save_predictions
+from bertxml_lib.evaluation.records import record_row
 from bertxml_lib.text.words import first_words
 
 
@@ -108,7 +106,6 @@ def run_logreg(out_dir: str | Path, max_tokens: int = 512, C: float = 1.0, seed:
     Returns the metrics record (test micro/macro AUC, dev micro AUC, train seconds, vocabulary size).
     """
 
-    paths = RunPaths(out_dir)
     cohort = load_cohort(out_dir)
     train, dev, test = cohort.split("train"), cohort.split("dev"), cohort.split("test")
     started = time.perf_counter()
@@ -116,16 +113,6 @@ def run_logreg(out_dir: str | Path, max_tokens: int = 512, C: float = 1.0, seed:
                                                       dev["text"].tolist(), test["text"].tolist(),
                                                       max_tokens=max_tokens, C=C, seed=seed)
     train_seconds = time.perf_counter() - started
-    row = f"logreg_{int(max_tokens)}"
-    save_predictions(paths.predictions_file(row), cohort.codes, dev["note_id"], dev_probs, test["note_id"], test_probs)
-    y_test = cohort.label_matrix(test)
-    macro, skipped = metrics.macro_auc(y_test, test_probs)
-    record = {
-        "model": row, "family": "logreg", "encoder": "", "max_len": int(max_tokens), "status": "ok",
-        "micro_auc": metrics.micro_auc(y_test, test_probs), "macro_auc": macro, "n_codes_skipped": skipped,
-        "dev_micro_auc": metrics.micro_auc(cohort.label_matrix(dev), dev_probs),
-        "train_seconds": round(train_seconds, 2), "best_epoch": None, "seed": seed,
-        **{k: v for k, v in info.items() if k != "fit_seconds"},
-    }
-    write_json(paths.metrics_file(row), record)
-    return record
+    row = Row(baseline_row("logreg", max_tokens), "logreg", max_len=int(max_tokens), notebook="05")
+    return record_row(out_dir, cohort, row, dev_probs, test_probs, train_seconds=round(train_seconds, 2),
+                      best_epoch=None, seed=seed, **{k: v for k, v in info.items() if k != "fit_seconds"})

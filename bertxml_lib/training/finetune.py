@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import transformers
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
@@ -30,19 +29,18 @@ from bertxml_lib.text.segments import (
     pad_fraction,
     pad_hier_batch,
 )
-
-# Gradient-norm clipping as in the BERT reference fine-tuning code; not a tuned value.
-MAX_GRAD_NORM = 1.0
+from bertxml_lib.training.optim import linear_warmup_schedule, optimizer_step, param_groups
 
 
 @dataclass
 class FinetuneConfig:
-    """Defaults mirror `configs/profiles.yaml` (`finetune.*`); notebooks pass the resolved values."""
+    """Defaults equal the base profile of `configs/profiles.yaml` (`finetune.*`; tests/test_defaults.py);
+    notebooks pass the resolved values."""
 
-    epochs: int = 8
-    batch_tokens: int = 8192     # token budget of a length-bucketed training batch
-    lr: float = 1.0e-4           # encoder learning rate
-    head_lr: float = 2.0e-3      # head learning rate (label vectors, W_a, W_b / W_out, LAN attention)
+    epochs: int = 3
+    batch_tokens: int = 2048     # token budget of a length-bucketed training batch
+    lr: float = 1.0e-3           # encoder learning rate
+    head_lr: float = 1.0e-2      # head learning rate (label vectors, W_a, W_b / W_out, LAN attention)
     warmup: float = 0.1          # fraction of all steps with linearly rising lr
     weight_decay: float = 0.01
     eval_batch_size: int = 32    # segments (hier: notes) per inference batch (speed only)
@@ -94,7 +92,7 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
                      for epoch in range(cfg.epochs)]
     total_steps = sum(len(b) for b in epoch_batches)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
-    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
+    scheduler = linear_warmup_schedule(optimizer, cfg.warmup, total_steps)
 
     history, best_auc, best_epoch, best_state = [], -np.inf, 0, None
     for epoch, batches in enumerate(epoch_batches, start=1):
@@ -106,11 +104,7 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
             labels = segment_labels[batch].to(device)
             with runtime.autocast(device):
                 loss = model(input_ids.to(device), attention_mask.to(device), labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(loss, model, optimizer, scheduler)
             loss_sum += loss.item() * len(batch)
             tokens += int(attention_mask.sum())
             bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{tokens / (time.perf_counter() - epoch_start):.0f}")
@@ -220,25 +214,18 @@ def _predict_hier(model, tokenizer, notes, eval_batch_size, batch_tokens, device
 
 
 def _param_groups(model: BertForIcdCoding, cfg: FinetuneConfig) -> list[dict]:
-    """Encoder and head at their own lr; no weight decay on biases and LayerNorm weights.
+    """Encoder and head at their own lr (`training.optim.param_groups` decides weight decay).
 
     The hier head's segment transformer and segment positions are encoder-like and take the encoder lr;
     its label attention takes the head lr."""
-    parts = [(list(model.bert.named_parameters()), cfg.lr)]
+    parts = [(model.bert.named_parameters(), cfg.lr)]
     head = list(model.head.named_parameters())
     if _is_hier(model):
         parts += [([(n, p) for n, p in head if not n.startswith("attention.")], cfg.lr),
                   ([(n, p) for n, p in head if n.startswith("attention.")], cfg.head_lr)]
     else:
         parts.append((head, cfg.head_lr))
-    groups = []
-    for named, lr in parts:
-        named = [(n, p) for n, p in named if p.requires_grad]
-        no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n or ".norm" in n]
-        decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n or ".norm" in n)]
-        groups += [{"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},
-                   {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+    return param_groups(parts, cfg.weight_decay)
 
 
 def _check_labels(split: str, texts, labels: np.ndarray, n_labels: int) -> np.ndarray:

@@ -19,12 +19,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bertxml_lib.core import runtime
-from bertxml_lib.core.atomic import atomic_path, write_csv, write_json
+from bertxml_lib.core.atomic import write_csv
+from bertxml_lib.core.figures import new_figure, save_figure
 from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.core.rows import Row, baseline_row
 from bertxml_lib.data.cohort import load_cohort
-from bertxml_lib.evaluation import metrics
 from bertxml_lib.evaluation.metrics import micro_auc
-from bertxml_lib.evaluation.predictions import save_predictions
+from bertxml_lib.evaluation.records import record_row
 from bertxml_lib.models.neural import (
     Caml,
     MultiHeadAttentionGRU,
@@ -35,6 +36,7 @@ from bertxml_lib.models.neural import (
     save_model,
 )
 from bertxml_lib.text.segments import length_bucketed_batches
+from bertxml_lib.training.optim import optimizer_step
 from bertxml_lib.training.starspace import frozen_input_embeddings, train_starspace
 
 MHA_WEIGHT_DECAY = 0.01  # paper 4.3: "Adam optimizer with weight decay"
@@ -72,9 +74,7 @@ def train_baseline(build, train_docs: Sequence[np.ndarray], Y_train: np.ndarray,
                 with runtime.autocast(device):
                     logits, _ = model(ids.to(device), lens.to(device))
                 loss = F.binary_cross_entropy_with_logits(logits.float(), target)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                optimizer_step(loss, model, optimizer, max_grad_norm=None)  # paper 4.3: plain Adam, no clipping
                 total += float(loss.detach()) * len(batch)
             seconds = time.perf_counter() - started
             dev_auc = micro_auc(Y_dev, predict_probs(model, dev_docs, device))
@@ -89,9 +89,9 @@ def train_baseline(build, train_docs: Sequence[np.ndarray], Y_train: np.ndarray,
 
 # ---------------------------------------------------------------- notebook 05 entry points
 
-def run_mha(out_dir: str | Path, max_tokens: int = 512, min_word_count: int = 2, emb_dim: int = 300,
-            starspace_epochs: int = 5, hidden: int = 512, heads: int = 200, lrs: Sequence[float] = (1e-5,),
-            epochs: int = 2, batch_size: int = 8, seed: int = 0, device: str = "auto", threads: int = 0,
+def run_mha(out_dir: str | Path, max_tokens: int = 512, min_word_count: int = 2, emb_dim: int = 100,
+            starspace_epochs: int = 5, hidden: int = 64, heads: int = 16, lrs: Sequence[float] = (1e-3,),
+            epochs: int = 5, batch_size: int = 8, seed: int = 0, device: str = "auto", threads: int = 0,
             progress: bool = True) -> dict:
     """Notebook 05, row `mha_<max_tokens>`: StarSpace embeddings, then the GRU + multi-head attention model."""
 
@@ -109,7 +109,7 @@ def run_mha(out_dir: str | Path, max_tokens: int = 512, min_word_count: int = 2,
 
 
 def run_cnn(out_dir: str | Path, max_tokens: int = 512, min_word_count: int = 2, emb_dim: int = 100,
-            filters: int = 50, kernel: int = 10, lr: float = 1e-4, epochs: int = 10, batch_size: int = 16,
+            filters: int = 50, kernel: int = 10, lr: float = 1e-3, epochs: int = 10, batch_size: int = 16,
             seed: int = 0, device: str = "auto", threads: int = 0, progress: bool = True) -> dict:
     """Notebook 05, row `cnn_<max_tokens>`: CAML trained from scratch."""
     def fit(cohort, vocab, train_docs, Y_train):
@@ -143,7 +143,7 @@ def _fit_and_write(kind: str, out_dir, fit, max_tokens: int, min_word_count: int
 
     paths, cohort = RunPaths(out_dir), load_cohort(out_dir)
     train, dev, test = cohort.split("train"), cohort.split("dev"), cohort.split("test")
-    row = f"{kind}_{int(max_tokens)}"
+    row = baseline_row(kind, max_tokens)
     started = time.perf_counter()
     runtime.seed_everything(seed)
     vocab = build_vocabulary(train["text"].tolist(), max_tokens, min_word_count)  # train notes only
@@ -160,19 +160,11 @@ def _fit_and_write(kind: str, out_dir, fit, max_tokens: int, min_word_count: int
     save_model(paths.model_dir(row), model, {"kind": kind, "row": row, "max_tokens": int(max_tokens),
                                              "codes": list(cohort.codes), "lr": best["lr"],
                                              "best_epoch": best["epoch"], "seed": seed, **model_config}, vocab)
-    save_predictions(paths.predictions_file(row), cohort.codes, dev["note_id"], dev_probs, test["note_id"], test_probs)
-    y_test = cohort.label_matrix(test)
-    macro, skipped = metrics.macro_auc(y_test, test_probs)
-    record = {
-        "model": row, "family": kind, "encoder": "", "max_len": int(max_tokens), "status": "ok",
-        "micro_auc": metrics.micro_auc(y_test, test_probs), "macro_auc": macro, "n_codes_skipped": skipped,
-        "dev_micro_auc": metrics.micro_auc(cohort.label_matrix(dev), dev_probs),
-        "train_seconds": round(train_seconds, 2), "best_epoch": best["epoch"], "best_lr": best["lr"],
-        "lrs": list(lrs), "epochs": int(epochs), "batch_size": int(batch_size), "min_word_count": int(min_word_count),
-        "seed": seed, "device": torch_device.type, **{k: v for k, v in model_config.items()}, **info,
-        "epoch_seconds": [round(s, 2) for s in history["seconds"]],
-    }
-    write_json(paths.metrics_file(row), record)
+    record = record_row(
+        out_dir, cohort, Row(row, kind, max_len=int(max_tokens), notebook="05"), dev_probs, test_probs,
+        train_seconds=round(train_seconds, 2), best_epoch=best["epoch"], best_lr=best["lr"], lrs=list(lrs),
+        epochs=int(epochs), batch_size=int(batch_size), min_word_count=int(min_word_count), seed=seed,
+        device=torch_device.type, **model_config, **info, epoch_seconds=[round(s, 2) for s in history["seconds"]])
     # Per-epoch wall times stay in metrics/: tables/ holds only what the seed fixes.
     write_csv(paths.table(f"baseline_history_{row}.csv"), history.drop(columns=["seconds"]).assign(model=row))
     return {"row": row, "metrics": record, "history": history.assign(model=row)}
@@ -181,16 +173,13 @@ def _fit_and_write(kind: str, out_dir, fit, max_tokens: int, min_word_count: int
 def dev_auc_figure(out_dir: str | Path, rows: Sequence[str], png_name: str = "baselines_dev_auc.png") -> Path | None:
     """Dev micro AUC per epoch, one line per (row, lr), from `tables/baseline_history_<row>.csv`: the curves
     the epoch and lr were chosen on. Returns the PNG path, or None when no neural row has a history."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     paths = RunPaths(out_dir)
     tables = [paths.table(f"baseline_history_{r}.csv") for r in rows]
     histories = [pd.read_csv(t) for t in tables if t.is_file()]
     if not histories:
         return None
-    fig = Figure(figsize=(6, 3.6), dpi=110)
-    FigureCanvasAgg(fig)  # no pyplot state: the notebook shows the saved PNG
+    fig = new_figure(6, 3.6, dpi=110)
     ax = fig.add_subplot()
     for history in histories:
         for (model, lr), curve in history.groupby(["model", "lr"], sort=False):
@@ -201,6 +190,5 @@ def dev_auc_figure(out_dir: str | Path, rows: Sequence[str], png_name: str = "ba
     ax.legend(fontsize=8)
     fig.tight_layout()
     png = paths.figure(png_name)
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, png)
     return png

@@ -7,7 +7,6 @@ pretraining of the off-the-shelf model with 1,024 positions (the paper's "Finetu
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -17,9 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, get_linear_schedule_with_warmup
+from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-from bertxml_lib.core.atomic import atomic_path, write_csv, write_json
+from bertxml_lib.core.atomic import atomic_path, write_json
 from bertxml_lib.core.runtime import autocast, seed_everything
 from bertxml_lib.models.encoders import make_bert_config
 from bertxml_lib.models.modeling import extend_position_embeddings
@@ -33,16 +32,18 @@ from bertxml_lib.training.distributed import (
     init_distributed,
     shard_rows,
 )
+from bertxml_lib.training.optim import linear_warmup_schedule, optimizer_step, param_groups
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
 @dataclass
 class PretrainConfig:
-    encoder: str = "mini"
+    """Defaults equal the base profile (`pretrain.*`; tests/test_defaults.py)."""
+    encoder: str = "tiny"
     max_len: int = 1024
-    epochs: int = 6
-    batch_tokens: int = 8192      # token budget of one global (all ranks together) length-bucketed batch
+    epochs: int = 3
+    batch_tokens: int = 4096      # token budget of one global (all ranks together) length-bucketed batch
     lr: float = 1e-3
     warmup: float = 0.1
     weight_decay: float = 0.01
@@ -97,14 +98,6 @@ def _rank_rows(batch: dict[str, torch.Tensor], rows: np.ndarray) -> dict[str, to
     local = {k: v[index] for k, v in batch.items()}
     width = int(local["attention_mask"].sum(dim=1).max())
     return {k: v[:, :width] for k, v in local.items()}
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and LayerNorm weights (BERT's recipe)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 @torch.no_grad()
@@ -190,9 +183,9 @@ def pretrain_mlm(tokenizer, train_texts: list[str], dev_texts: list[str], cfg: P
     lengths = [len(s) for s in train_segments]
     steps_per_epoch = len(length_bucketed_batches(lengths, cfg.batch_tokens, shuffle=True, seed=cfg.seed))
     total_steps = steps_per_epoch * cfg.epochs
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
+    optimizer = torch.optim.AdamW(param_groups([(model.named_parameters(), cfg.lr)], cfg.weight_decay), lr=cfg.lr,
                                   fused=device.type == "cuda")
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup * total_steps), total_steps)
+    scheduler = linear_warmup_schedule(optimizer, cfg.warmup, total_steps)
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     epoch0, batch0, step, resumed_from = 1, 0, 0, None
@@ -227,11 +220,7 @@ def pretrain_mlm(tokenizer, train_texts: list[str], dev_texts: list[str], cfg: P
                 loss_sum = loss_module(**_rank_rows(batch, rows if len(rows) else np.zeros(1, np.int64)))
             loss_sum = loss_sum if len(rows) else loss_sum * 0.0
             # DDP averages gradients over ranks: scaling by world/n_masked makes that the global mean loss.
-            (loss_sum * (ctx.world_size / n_masked)).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(loss_sum * (ctx.world_size / n_masked), model, optimizer, scheduler)
             step += 1
             tokens += int(batch["attention_mask"].sum())
             loss = float(all_reduce_sum(loss_sum.detach().double(), ctx)) / n_masked
@@ -284,29 +273,6 @@ def continue_pretraining(train_texts: list[str], dev_texts: list[str], cfg: Pret
     return pretrain_mlm(tokenizer, train_texts, dev_texts, cfg, out_dir, progress, model=model, **kwargs)
 
 
-def save_loss_curve(curve: pd.DataFrame, csv_path: str | Path, png_path: str | Path, title: str) -> None:
-    """Loss curve table and figure (train per step, dev per epoch)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # tokens/s is a wall-clock rate that differs between runs: the table keeps what the seed fixes.
-    write_csv(csv_path, curve.drop(columns=["tokens_per_s"], errors="ignore"))
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    train, dev = curve[curve["split"] == "train"], curve[curve["split"] == "dev"]
-    if len(train):
-        smooth = train["loss"].rolling(max(1, len(train) // 30), min_periods=1).mean()
-        ax.plot(train["step"], smooth, label="train (smoothed)")
-    ax.plot(dev["step"], dev["loss"], "o-", label="dev")
-    ax.set(xlabel="optimizer step", ylabel="MLM loss", title=title)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
 @torch.no_grad()
 def mlm_example(model_dir: str | Path, tokenizer, text: str, n_tokens: int = 180, mask_prob: float = 0.15,
                 seed: int = 0) -> pd.DataFrame:
@@ -330,52 +296,3 @@ def mlm_example(model_dir: str | Path, tokenizer, text: str, n_tokens: int = 180
         for t, p, m, s in zip(tokens, preds, masked.tolist(), special.tolist()) if not s
     ]
     return pd.DataFrame(rows)
-
-
-def mlm_example_figure(example: pd.DataFrame, png_path: str | Path, title: str, show_text: bool = True,
-                       chars_per_line: int = 130, fontsize: float = 8.5) -> None:
-    """Render Figure 1: the note's tokens in reading order, model predictions for [MASK] highlighted
-    (green: the original token, orange: another token). Without `show_text` only positions are drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    words: list[tuple[str, str | None]] = []  # (text, highlight colour)
-    for row in example.itertuples():
-        shown = row.predicted if row.masked else row.token
-        if not show_text:
-            shown = "[MASK]" if row.masked else "▪"
-        colour = ("#7fd37f" if row.correct else "#f5a55a") if row.masked else None
-        if shown.startswith("##") and words and colour is None and words[-1][1] is None:
-            words[-1] = (words[-1][0] + shown[2:], None)
-        else:
-            words.append((shown, colour))
-    lines, line, width = [], [], 0
-    for w, c in words:
-        if width + len(w) + 1 > chars_per_line and line:
-            lines.append(line)
-            line, width = [], 0
-        line.append((w, c))
-        width += len(w) + 1
-    lines.append(line)
-    width_in = 11.0
-    char_w = 0.6 * fontsize / (72 * width_in * 0.98)  # a monospace glyph is ~0.6 em wide, in axes units
-    fig = plt.figure(figsize=(width_in, 0.28 * len(lines) + 0.9), dpi=120)
-    ax = fig.add_axes([0.01, 0.01, 0.98, 0.98 - 0.5 / fig.get_figheight()])
-    ax.set_axis_off()
-    ax.set_xlim(0, 1)
-    ax.set_ylim(len(lines) + 0.5, -0.2)
-    for y, ln in enumerate(lines):
-        x = 0.0
-        for w, c in ln:
-            bbox = {"facecolor": c, "edgecolor": "none", "pad": 1.5} if c else None
-            ax.text(x, y + 0.5, w, family="monospace", fontsize=fontsize, va="center", bbox=bbox)
-            x += (len(w) + 1) * char_w
-    n_masked = int(example["masked"].sum())
-    acc = example.loc[example["masked"], "correct"].mean() if n_masked else float("nan")
-    fig.suptitle(f"{title} — {n_masked} masked tokens, {acc:.0%} predicted exactly "
-                 "(green: original token, orange: other token)", fontsize=9)
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
