@@ -198,3 +198,14 @@ def test_bootstrap_blocks_give_the_same_samples(monkeypatch):
     blocked = metrics.bootstrap_metrics(y, p, 0.45, patients, 20, seed=1)
     for name in metrics.METRICS:
         np.testing.assert_allclose(blocked[name], whole[name], atol=1e-12)
+
+
+def test_prior_scores_every_note_with_the_training_frequency_of_each_code():
+    from bertxml_lib.evaluation.prior import prior_probs
+
+    y_train = np.array([[1, 0, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]])
+    probs = prior_probs(y_train, 2)
+    np.testing.assert_allclose(probs, [[0.75, 0.25, 0.25]] * 2)
+    # micro AUC by hand: positives 0.75 and 0.25 against negatives 0.25, 0.25, 0.75, 0.25 -> (3.5 + 1.5) / 8
+    y_test = np.array([[1, 0, 0], [0, 0, 1]])
+    assert metrics.micro_auc(y_test, probs) == pytest.approx(0.625)
