@@ -7,6 +7,7 @@
 | `mimic3`    | `data.dir`: NOTEEVENTS, DIAGNOSES_ICD (.csv.gz)       | ICD-9-CM        | by patient       |
 | `mimic4`    | `data.dir`: note/discharge, hosp/diagnoses_icd        | `icd_version`   | by patient       |
 | `codiesp`   | `data.dir`: CodiEsp release, `data.language` en|es    | ICD-10 (CIE-10) | official         |
+| `fhir`      | `data.dir`: FHIR R4 Bulk Data NDJSON and/or Bundles   | `icd_version`   | by patient       |
 
 Real sources are only read; what was read and dropped goes to `<out_dir>/raw/source.json` (counts and
 file hashes, never note text), written atomically once loading has succeeded.
@@ -20,17 +21,18 @@ import pandas as pd
 from bertxml_lib.core.atomic import write_json
 from bertxml_lib.core.paths import RunPaths
 from bertxml_lib.core.provenance import file_hash
-from bertxml_lib.data import loaders, loaders_mimic
+from bertxml_lib.data import fhir, loaders, loaders_mimic
 from bertxml_lib.data.synthetic import write_synthetic
 
-SOURCES = ("synthetic", "csv", "mimic3", "mimic4", "codiesp")
+SOURCES = ("synthetic", "csv", "mimic3", "mimic4", "codiesp", "fhir")
 #: The ICD version of each real source's labels (None: chosen by data.icd_version).
-SOURCE_ICD_VERSION = {"synthetic": 10, "csv": None, "mimic3": 9, "mimic4": None, "codiesp": 10}
+SOURCE_ICD_VERSION = {"synthetic": 10, "csv": None, "mimic3": 9, "mimic4": None, "codiesp": 10, "fhir": None}
 
 
 def load_source(source: str, out_dir: str | Path, *, seed: int, n_patients: int, n_codes: int, notes: str = "",
                 codes: str = "", data_dir: str = "", icd_version: int = 10,
-                language: str = "en", stream: bool = False) -> tuple[pd.DataFrame | Path, pd.DataFrame | Path]:
+                language: str = "en", fhir_labels: str = "encounter",
+                stream: bool = False) -> tuple[pd.DataFrame | Path, pd.DataFrame | Path]:
     """Raw notes (patient_id, note_id, note_date, note_type, text [, split]) and codes (note_id, code).
 
     The synthetic source is generated into `<out_dir>/raw/` (streamed to Parquet) and read back, or with
@@ -45,17 +47,23 @@ def load_source(source: str, out_dir: str | Path, *, seed: int, n_patients: int,
         if stream:
             return notes_file, codes_file
         return pd.read_parquet(notes_file), pd.read_parquet(codes_file)
-    raw_notes, raw_codes, info = read_real_source(source, notes=notes, codes=codes, data_dir=data_dir,
-                                                  icd_version=icd_version, language=language)
+    if source == "fhir" and stream:  # the notes stream from the export into raw/, never all in memory
+        raw_notes, raw_codes, info = fhir.load_fhir(data_dir, icd_version, fhir_labels,
+                                                    notes_out=paths.raw_dir / "fhir_notes.parquet")
+    else:
+        raw_notes, raw_codes, info = read_real_source(source, notes=notes, codes=codes, data_dir=data_dir,
+                                                      icd_version=icd_version, language=language,
+                                                      fhir_labels=fhir_labels)
     files = info.pop("files")
     info = {"source": source, **info, "code_pairs": len(raw_codes), "distinct_codes": int(raw_codes["code"].nunique()),
-            "has_split": "split" in raw_notes, "file_sha256": {f: file_hash(f) for f in files}}
+            "has_split": isinstance(raw_notes, pd.DataFrame) and "split" in raw_notes,
+            "file_sha256": {f: file_hash(f) for f in files}}
     write_json(paths.raw_dir / "source.json", info)
     return raw_notes, raw_codes
 
 
 def read_real_source(source: str, *, notes: str = "", codes: str = "", data_dir: str = "", icd_version: int = 10,
-                     language: str = "en") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                     language: str = "en", fhir_labels: str = "encounter") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(notes, codes, info) of a real source; writes nothing."""
 
     if source == "csv":
@@ -66,6 +74,8 @@ def read_real_source(source: str, *, notes: str = "", codes: str = "", data_dir:
         return loaders_mimic.load_mimic4(data_dir, icd_version)
     if source == "codiesp":
         return loaders.load_codiesp(data_dir, language)
+    if source == "fhir":
+        return fhir.load_fhir(data_dir, icd_version, fhir_labels)
     raise ValueError(f"data.source={source!r} is not supported; expected one of {SOURCES}")
 
 
