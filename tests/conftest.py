@@ -1,7 +1,10 @@
 """Shared fixtures: tiny cohorts built by hand, a tiny tokenizer, paths to the repo."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -46,3 +49,27 @@ def make_toy_tokenizer():
         vocab_size=120, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
     return transformers.BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                           cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def run_all(out: Path, *args: str, profile: str = "ci", timeout: int = 1800) -> dict:
+    """`run_all.py --profile <profile> --out <out> <args>`; asserts exit 0 and returns the run manifest."""
+    proc = subprocess.run([sys.executable, "run_all.py", "--profile", profile, "--out", str(out), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((Path(out) / "run_manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory) -> tuple[Path, dict]:
+    """The end-to-end tier's one whole-suite run of the `ci` profile, shared by every test that reads a
+    finished run. Tests that change a run folder work on a copy (`copy_run`)."""
+    out = tmp_path_factory.mktemp("ci")
+    return out, run_all(out)
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of a finished run folder that a test may change (symlinks kept, so the copy stays cheap)."""
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=True)
+    return dst

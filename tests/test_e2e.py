@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, copy_run, run_all
 
 pytestmark = pytest.mark.e2e
 
@@ -15,19 +15,6 @@ ARTIFACTS = [
     "figures/figure3_xml_attention.png", "figures/figure3_xml_attention.html", "figures/figure4_attention_heads.png",
     "site/index.html", "tokenizer/tokenizer.json", "cohort/notes.parquet",
 ]
-
-
-def run_all(out, *args):
-    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "ci", "--out", str(out), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads((out / "run_manifest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ci")
-    return out, run_all(out)
 
 
 def test_ci_profile_writes_every_artifact(ci_run):
@@ -104,8 +91,8 @@ def test_predict_cli_works_on_every_model_folder_of_the_run(ci_run, tmp_path):
             assert any(c.get("evidence") for n in result["notes"] for c in n["codes"]), folder.name
 
 
-def test_second_run_is_all_cached_and_a_late_set_reruns_only_what_follows(ci_run):
-    out, _ = ci_run
+def test_second_run_is_all_cached_and_a_late_set_reruns_only_what_follows(ci_run, tmp_path):
+    out = copy_run(ci_run[0], tmp_path / "run")
     again = run_all(out)
     assert {n["status"] for n in again["notebooks"]} == {"cached"}
     changed = run_all(out, "--set", "06.analysis.top_codes=5")
