@@ -73,3 +73,25 @@ def copy_run(src: Path, dst: Path) -> Path:
 
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+def figure_texts(fig) -> str:
+    """Every text a matplotlib figure draws (titles, axis labels, tick labels, legend entries), joined."""
+    from matplotlib.text import Text
+
+    return " | ".join(t.get_text() for t in fig.findobj(Text) if t.get_text())
+
+
+def assert_png_figure(path: Path, fig=None, contains: tuple[str, ...] = (), min_px: int = 200) -> None:
+    """A written figure: a PNG at least `min_px` on each side that is not blank, and (given the Figure) whose
+    drawn texts include every string of `contains`."""
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    image = mpimg.imread(str(path), format="png")
+    assert image.shape[0] >= min_px and image.shape[1] >= min_px, image.shape
+    assert float(np.asarray(image[..., :3]).std()) > 0.01, f"{path} is blank"
+    if fig is not None:
+        drawn = figure_texts(fig)
+        missing = [c for c in contains if c not in drawn]
+        assert not missing, f"{path}: {missing} not drawn; the figure shows: {drawn[:500]}"

@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_png_figure
 
 from bertxml_lib.core.atomic import write_csv, write_json
 from bertxml_lib.core.paths import RunPaths
@@ -149,8 +150,8 @@ def test_count_high_auc_and_figure(tmp_path):
     aucs = np.array([0.99, 0.98, 0.5, np.nan])
     assert analysis.count_high_auc(aucs, 0.98) == (2, 3)
     path = tmp_path / "fig2.png"
-    analysis.auc_distribution_figure({"a": aucs, "b": np.array([0.7, 0.9])}, path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = analysis.auc_distribution_figure({"a": aucs, "b": np.array([0.7, 0.9])}, path)
+    assert_png_figure(path, fig, ("Figure 2", "a", "b"))
     with pytest.raises(ValueError, match="at least one row"):
         analysis.auc_distribution_figure({}, path)
 
@@ -256,7 +257,7 @@ def test_run_analysis_writes_every_table_and_figure(tmp_path):
                  "confused_pairs.csv", "frequency_bins.csv"):
         assert paths.table(name).exists(), name
     for name in ("figure2_auc_distribution.png", "frequency_bins.png"):
-        assert paths.figure(name).read_bytes()[:4] == b"\x89PNG"
+        assert_png_figure(paths.figure(name))
     assert pd.read_csv(paths.table("table2.csv"))[analysis.CI_COLUMNS[:4]].notna().all().all()
     assert len(res["frequency_bins"]) == 3 * 2 and set(res["frequency_bins"]["bin"]) == {0, 1}
     assert set(res["thresholds"]) == {"logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"}

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 import transformers
+from conftest import assert_png_figure, figure_texts
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from bertxml_lib.core.atomic import write_json
@@ -14,7 +15,6 @@ from bertxml_lib.evaluation.predictions import save_predictions
 from bertxml_lib.models.modeling import BertForIcdCoding
 from bertxml_lib.reporting import attention
 
-PNG = b"\x89PNG\r\n\x1a\n"
 TOKENS = ["[CLS]", "right", "hip", "frac", "##ture", "<b>", "[SEP]"]
 WEIGHTS = np.array([0.1, 0.2, 0.1, 0.3, 0.2, 0.05, 0.05])
 
@@ -31,8 +31,8 @@ def test_merge_wordpieces_sums_pieces_and_drops_special_tokens():
 
 def test_xml_attention_figure_writes_png_and_html_coloured_by_relative_weight(tmp_path):
     png, page = tmp_path / "f3.png", tmp_path / "f3.html"
-    attention.xml_attention_figure(TOKENS, WEIGHTS, "S72.001A", "Fracture of right femur", png, page)
-    assert png.read_bytes()[:8] == PNG
+    fig = attention.xml_attention_figure(TOKENS, WEIGHTS, "S72.001A", "Fracture of right femur", png, page)
+    assert_png_figure(png, fig, ("S72.001A", "fracture", "right"), min_px=100)
     text = page.read_text()
     # Intensity = weight / max weight: fracture 0.5/0.5 = 1, right 0.2/0.5 = 0.4, hip 0.1/0.5 = 0.2.
     assert "rgba(203, 24, 29, 1.000); color: white\" title=\"word 2: 0.5000\">fracture</span>" in text
@@ -43,14 +43,17 @@ def test_xml_attention_figure_writes_png_and_html_coloured_by_relative_weight(tm
 
 def test_dollar_signs_are_drawn_as_text(tmp_path):
     tokens = ["copay", "$\\nocommand$", "paid"]  # would be invalid mathtext if parsed
-    attention.xml_attention_figure(tokens, np.full(3, 0.2), "Z00.00", "exam", tmp_path / "a.png", tmp_path / "a.html")
-    assert (tmp_path / "a.png").read_bytes()[:8] == PNG
+    fig = attention.xml_attention_figure(tokens, np.full(3, 0.2), "Z00.00", "exam", tmp_path / "a.png",
+                                         tmp_path / "a.html")
+    assert_png_figure(tmp_path / "a.png", fig, ("$\\nocommand$", "copay"), min_px=100)
 
 
 def test_privacy_mode_writes_no_words(tmp_path):
     png, page = tmp_path / "f3.png", tmp_path / "f3.html"
-    attention.xml_attention_figure(TOKENS, WEIGHTS, "S72.001A", "Fracture of right femur", png, page, show_text=False)
-    assert png.read_bytes()[:8] == PNG
+    fig = attention.xml_attention_figure(TOKENS, WEIGHTS, "S72.001A", "Fracture of right femur", png, page,
+                                         show_text=False)
+    assert_png_figure(png, fig, ("S72.001A",), min_px=100)
+    assert "hip" not in figure_texts(fig).split() and "<b>" not in figure_texts(fig)  # words of the note only
     body = page.read_text().split("<p>", 2)[2]
     for word in ("right", "hip", "fracture", "&lt;b&gt;"):
         assert word not in body
@@ -62,8 +65,8 @@ def test_attention_heads_figure_and_bad_shapes(tmp_path):
     logits = rng.normal(size=(3, 20, 20))
     attn = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     png = tmp_path / "f4.png"
-    attention.attention_heads_figure(attn, png, "Figure 4 test")
-    assert png.read_bytes()[:8] == PNG
+    fig = attention.attention_heads_figure(attn, png, "Figure 4 test")
+    assert_png_figure(png, fig, ("Figure 4 test",))
     with pytest.raises(ValueError, match=r"\(heads, seq, seq\)"):
         attention.attention_heads_figure(attn[:, :, :5], png, "bad")
 
@@ -141,7 +144,7 @@ def test_run_attention_writes_figures_3_and_4(tmp_path):
     assert set(res["top_words"].split(", ")) <= set(texts[4].split())
     assert len(res["head_stats"]) == 2
     for name in ("figure3_xml_attention.png", "figure4_attention_heads.png"):
-        assert paths.figure(name).read_bytes()[:8] == PNG
+        assert_png_figure(paths.figure(name), min_px=100)
     assert texts[4].split()[0] in paths.figure("figure3_xml_attention.html").read_text()
 
 
