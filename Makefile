@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproj
 PROFILE ?= quick
 ARGS ?=
 
-.PHONY: setup run test figures clean
+.PHONY: setup run test test-unit figures clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,13 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 run: setup
 	$(BIN)/python run_all.py --profile $(PROFILE) $(ARGS)
 
+# The whole suite (what CI runs): the unit tier, then the end-to-end tier (one shared ci run, the determinism
+# pair, interrupts and the real-source fixtures). `make test-unit` runs the unit tier only (no pipeline run).
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
+
+test-unit: setup
+	$(BIN)/python -m pytest -q -m "not e2e" tests
 
 # Refresh the README's results section and committed figures from the quick profile's run.
 figures: run
