@@ -257,3 +257,76 @@ def write_csv_corpus(root: Path, seed: int = 0) -> tuple[Path, Path]:
     pd.DataFrame(notes).to_csv(root / "notes.csv", index=False)
     pd.DataFrame(codes).to_parquet(root / "codes.parquet", index=False)
     return root / "notes.csv", root / "codes.parquet"
+
+
+def write_fhir_corpus(root: Path, seed: int = 0) -> Path:
+    """A FHIR R4 export in both layouts: Bulk Data `Patient.ndjson`, `Encounter.ndjson`, `Condition.ndjson`,
+    `DocumentReference.ndjson` (base64 text/plain, every third note as text/html) and a Bundle `compositions.json`
+    of Composition notes (XHTML sections). Codes are ICD-10-CM Conditions, linked through Encounter.diagnosis
+    for even admissions and only by Condition.encounter for odd ones, with a SNOMED coding beside each. The
+    loader must leave out a note without an encounter, drop the Composition copy of the first admission's
+    DocumentReference, and ignore an Observation file."""
+    import base64
+    import json
+
+    def ref(key: str) -> dict:
+        return {"reference": key}
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    admissions = make_corpus(seed=seed)
+    patients, encounters, conditions, docs, compositions = [], [], [], [], []
+    for adm in admissions:
+        pid, eid = f"pat-{adm.patient:03d}", f"enc-{adm.hadm_id}"
+        if not patients or patients[-1]["id"] != pid:
+            patients.append({"resourceType": "Patient", "id": pid})
+        cids = [f"cond-{adm.hadm_id}-{c}" for c in adm.conditions]
+        encounter = {"resourceType": "Encounter", "id": eid, "status": "finished", "subject": ref(f"Patient/{pid}"),
+                     "period": {"start": adm.day.strftime("%Y-%m-%d")}}
+        if adm.hadm_id % 2 == 0:
+            encounter["diagnosis"] = [{"condition": ref(f"Condition/{cid}"), "rank": r} for r, cid in enumerate(cids, 1)]
+        encounters.append(encounter)
+        for cid, c in zip(cids, adm.conditions):
+            cond = {"resourceType": "Condition", "id": cid, "subject": ref(f"Patient/{pid}"),
+                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": str(38341003 + c)},
+                                        {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": CONDITIONS[c][0]}]}}
+            if adm.hadm_id % 2 == 1:
+                cond["encounter"] = ref(f"Encounter/{eid}")
+            conditions.append(cond)
+        for i, text in enumerate(adm.notes):
+            date = (adm.day + pd.Timedelta(days=i)).strftime("%Y-%m-%dT08:00:00Z")
+            if i == 0:
+                html = len(docs) % 3 == 2
+                data = f"<div><p>{text}</p></div>" if html else text
+                docs.append({"resourceType": "DocumentReference", "id": f"doc-{adm.hadm_id}-{i}", "status": "current",
+                             "subject": ref(f"Patient/{pid}"), "date": date,
+                             "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3",
+                                                  "display": "Progress note"}]},
+                             "content": [{"attachment": {"contentType": "text/html" if html else "text/plain",
+                                                         "data": b64(data)}}],
+                             "context": {"encounter": [ref(f"Encounter/{eid}")]}})
+            else:
+                compositions.append({"resourceType": "Composition", "id": f"comp-{adm.hadm_id}-{i}", "status": "final",
+                                     "subject": ref(f"Patient/{pid}"), "encounter": ref(f"Encounter/{eid}"),
+                                     "date": date, "type": {"coding": [{"code": "18842-5", "display": "Discharge summary"}]},
+                                     "title": "Discharge summary",
+                                     "section": [{"title": "Hospital course", "text": {
+                                         "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><p>{text}</p></div>'}}]})
+    first = docs[0]
+    compositions.append({"resourceType": "Composition", "id": "comp-copy", "status": "final",
+                         "subject": first["subject"], "encounter": first["context"]["encounter"][0],
+                         "date": first["date"], "title": "", "section": [{"text": {
+                             "div": f"<div>{base64.b64decode(first['content'][0]['attachment']['data']).decode()}</div>"}}]})
+    rng = random.Random(seed + 1)
+    docs.append({"resourceType": "DocumentReference", "id": "doc-no-encounter", "status": "current",
+                 "subject": ref("Patient/pat-000"), "date": "2150-01-02",
+                 "content": [{"attachment": {"contentType": "text/plain", "data": b64(note_text(rng, [0], 9000))}}]})
+    root.mkdir(parents=True, exist_ok=True)
+    for name, resources in (("Patient", patients), ("Encounter", encounters), ("Condition", conditions),
+                            ("DocumentReference", docs),
+                            ("Observation", [{"resourceType": "Observation", "id": "obs-1", "status": "final"}])):
+        (root / f"{name}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in resources), encoding="utf-8")
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in compositions]}
+    (root / "compositions.json").write_text(json.dumps(bundle), encoding="utf-8")
+    return root

@@ -1,9 +1,10 @@
 """The whole suite (`run_all.py --profile ci`) on real-data-shaped fixtures — MIMIC-III (ICD-9),
-MIMIC-IV (ICD-10 with ICD-9 rows present) and CodiEsp (official split) — and the privacy guarantee.
+MIMIC-IV (ICD-10 with ICD-9 rows present), CodiEsp (official split) and a FHIR R4 export — and the privacy
+guarantee.
 
 The fixtures (tests/fixtures_real.py) have the official file layouts and column names, built in temporary
 folders. Runs are kept short with `--set` (one epoch, the XML head at 512 only, no off-the-shelf rows);
-every notebook still executes. The MIMIC-III run also serves the privacy test: with `data.source` not
+every notebook still executes. The MIMIC-III and FHIR runs also serve the privacy test: with `data.source` not
 synthetic and `render.show_text` left at `auto`, no rendered output may contain note text. It scans every
 file under the run folder (executed notebooks, HTML site, tables, figures, JSON, logs) and run_all's
 console output for the fixture's marker sentences and unique note tags, except the data folders
@@ -23,7 +24,14 @@ import time
 import pandas as pd
 import pytest
 from conftest import REPO
-from fixtures_real import MARKER_SENTENCES, NOTE_TAG, write_codiesp_corpus, write_mimic3_corpus, write_mimic4_corpus
+from fixtures_real import (
+    MARKER_SENTENCES,
+    NOTE_TAG,
+    write_codiesp_corpus,
+    write_fhir_corpus,
+    write_mimic3_corpus,
+    write_mimic4_corpus,
+)
 
 from bertxml_lib.core import config
 
@@ -110,8 +118,17 @@ def test_mimic3_runs_the_whole_suite_on_icd9_labels(mimic3_run):
     assert stats["imputed chronic code rows"].startswith("n.a.")  # no chronic imputation on ICD-9 labels
 
 
-def test_mimic3_run_renders_no_note_text(mimic3_run):
-    out, proc = mimic3_run
+@pytest.fixture(scope="module")
+def fhir_run(tmp_path_factory):
+    data = write_fhir_corpus(tmp_path_factory.mktemp("fhir_data"))
+    out = tmp_path_factory.mktemp("fhir_run")
+    proc, _ = run_suite(out, "data.source=fhir", f"data.dir={data}", site=True)
+    return out, proc
+
+
+@pytest.mark.parametrize("run", ["mimic3_run", "fhir_run"])
+def test_real_source_run_renders_no_note_text(run, request):
+    out, proc = request.getfixturevalue(run)
     needles = [s.lower() for s in MARKER_SENTENCES] + ["quokka", "marmalade", "bellwether", "origami", "zephyr"]
     scanned, leaks = [], []
     for path in sorted(out.rglob("*")):
@@ -166,3 +183,16 @@ def test_codiesp_runs_the_whole_suite_on_its_official_split(tmp_path):
     stats = json.loads((out / "cohort" / "stats.json").read_text())
     assert stats["split_source"] == "given" and stats["split_notes"] == {"train": 108, "dev": 27, "test": 45}
     assert json.loads((out / "raw" / "source.json").read_text())["background_documents"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# FHIR R4 (Bulk Data NDJSON + a Bundle of Compositions), labels through the encounter
+# ---------------------------------------------------------------------------------------------
+
+def test_fhir_runs_the_whole_suite_on_encounter_labels(fhir_run):
+    out, _ = fhir_run
+    label_set = check_whole_suite(out, "fhir", icd_version=10)
+    assert "I10" in label_set["codes"]
+    source = json.loads((out / "raw" / "source.json").read_text())
+    assert source["notes"] == 230 and source["duplicates_dropped"] == 1 and source["notes_without_encounter"] == 1
+    assert source["resources_ignored"] == {"Observation": 1}

@@ -531,8 +531,8 @@ def load_fhir(data_dir: str | Path, icd_version: int = 10, labels: str = "encoun
                             f"systems: {dict(export.other_systems) or 'none'}); expected Conditions of that system "
                             f"linked by {'encounter' if labels == 'encounter' else 'patient and onset'} "
                             "(check data.icd_version and data.fhir_labels)")
-        kept = meta.index[meta["keep"]]
-        code_rows = pd.DataFrame([(meta.at[i, "note_id"], c) for i in kept for c in sorted(codes[i])],
+        note_ids = meta["note_id"].tolist()
+        code_rows = pd.DataFrame([(note_ids[i], c) for i in meta.index[meta["keep"]] for c in sorted(codes[i])],
                                  columns=["note_id", "code"])
         notes = _write_notes(export._spill, meta, notes_out)
     info.update({"notes": int(meta["keep"].sum()), "icd_version": icd_version, "fhir_labels": labels,
