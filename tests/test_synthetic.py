@@ -194,7 +194,7 @@ def test_generator_properties_table():
 def test_write_synthetic_streams_parquet_atomically(tmp_path):
     raw = tmp_path / "raw"
     summary = write_synthetic(raw, n_patients=30, n_codes=60, seed=5, batch_patients=8)
-    assert sorted(p.name for p in raw.iterdir()) == ["codes.parquet", "notes.parquet"]
+    assert sorted(p.name for p in raw.iterdir()) == ["codes.parquet", "notes.parquet", "truth.parquet"]
     notes, codes = pd.read_parquet(raw / "notes.parquet"), pd.read_parquet(raw / "codes.parquet")
     expected_notes, expected_codes = _collect(30, 60, 5, 30)
     assert notes["text"].tolist() == expected_notes["text"].tolist()

@@ -31,6 +31,11 @@ class RunPaths:
         return self.root / "raw"
 
     @property
+    def truth(self) -> Path:
+        """The synthetic generator's ground truth: spans it wrote per (note, code) (`synthetic.load_truth`)."""
+        return self.raw_dir / "truth.parquet"
+
+    @property
     def token_cache_dir(self) -> Path:
         """Cached token ids of the notes, one `.npz` per (tokenizer, notes) (`token_cache`); safe to delete."""
         return self.root / "cache" / "tokens"

@@ -416,3 +416,66 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 GENERIC_MEDS: tuple[str, ...] = ("multivitamin daily", "acetaminophen 500 mg prn", "fish oil 1000 mg daily",
                                  "ibuprofen 400 mg prn", "docusate 100 mg bid", "loratadine 10 mg daily")
 SEX_WORDS = {"F": ("female", "woman", "f"), "M": ("male", "man", "m")}
+
+# --- context phenomena -------------------------------------------------------------------------------
+# Organ system of an ICD-10-CM code: by its category (3 characters) where listed, else by its chapter
+# letter; symptom (R) and encounter (Z) codes are placed by the system they concern. Negations and
+# rule-outs are drawn from the systems of the patient's conditions and the visit's complaint, as a
+# clinician's pertinent negatives are.
+SYSTEMS: dict[str, str] = {
+    "A": "infection", "B": "infection", "C": "neoplasm", "D": "blood", "E": "endocrine", "F": "mental",
+    "G": "nervous", "H": "eye and ear", "I": "circulatory", "J": "respiratory", "K": "digestive", "L": "skin",
+    "M": "musculoskeletal", "N": "genitourinary", "O": "pregnancy", "S": "musculoskeletal", "T": "injury",
+    "U": "respiratory", "D50": "blood", "D64": "blood",
+    "R00": "circulatory", "R07": "circulatory", "R55": "circulatory", "R60": "circulatory", "R05": "respiratory",
+    "R06": "respiratory", "R10": "digestive", "R11": "digestive", "R19": "digestive", "R63": "digestive",
+    "R42": "nervous", "R51": "nervous", "R31": "genitourinary", "R73": "endocrine", "R21": "skin", "R50": "infection",
+    "Z95": "circulatory", "Z86": "nervous", "Z87": "respiratory", "Z99": "genitourinary", "Z12": "neoplasm",
+    "Z51": "neoplasm", "Z96": "musculoskeletal", "Z47": "musculoskeletal", "Z68": "endocrine", "Z21": "infection",
+}
+
+# Near-identical codes (paper 4.4: G44.029 vs G44.329): one per patient. A note may evidence a member by
+# a phrase the group shares plus, in a separate sentence, the modifier that tells the members apart; the
+# unspecified members (I48.91, C50.919) have no modifier: the shared phrase alone is their evidence.
+SIBLING_GROUPS: dict[str, dict] = {
+    "E11": {"shared": ("type 2 diabetes", "DM2", "T2DM", "diabetes mellitus type 2"),
+            "modifiers": {"E11.9": ("diabetes is well controlled without complications", "HbA1c <6.5-7.2>%, at goal"),
+                          "E11.65": ("diabetes is poorly controlled with hyperglycemia", "HbA1c <8.1-11.9>%, above goal",
+                                     "fingerstick glucose <250-380> today")}},
+    "I48": {"shared": ("atrial fibrillation", "afib", "AF"),
+            "modifiers": {"I48.0": ("episodes are paroxysmal, self-terminating", "holter: brief runs, longest <2-9> hours"),
+                          "I48.20": ("rhythm has been persistent for years, rate controlled", "longstanding, permanent pattern"),
+                          "I48.91": ()}},
+    "G44": {"shared": ("chronic daily headaches", "chronic headaches"),
+            "modifiers": {"G44.029": ("attacks are unilateral and orbital, in a cluster pattern",),
+                          "G44.329": ("headaches began after a head injury",),
+                          "G44.229": ("pain is bilateral and band-like, tension type",)}},
+    "C50": {"shared": ("breast cancer", "breast carcinoma", "invasive ductal carcinoma of the breast"),
+            "modifiers": {"C50.911": ("tumor is in the right breast", "s/p right lumpectomy"),
+                          "C50.912": ("tumor is in the left breast", "s/p left lumpectomy"),
+                          "C50.919": ()}},
+}
+
+# Word-level rewrites an author may have as a habit (abbreviations, expansions, clinical shorthand):
+# each simulated author adopts about half of them, each with one fixed alternative.
+VARIANT_RULES: dict[str, tuple[str, ...]] = {
+    "type 2": ("type ii", "t2", "type-2"), "diabetes mellitus": ("dm", "diabetes"), "diabetes": ("dm", "diabetes mellitus"),
+    "hypertension": ("htn", "high bp"), "disease": ("dz", "d/o"), "disorder": ("d/o", "dz"), "chronic": ("chr", "longstanding"),
+    "history of": ("hx of", "h/o"), "with": ("w/",), "without": ("w/o", "wo"), "left": ("lt", "l"), "right": ("rt", "r"),
+    "bilateral": ("b/l", "bilat"), "fracture": ("fx",), "cancer": ("ca", "malignancy"), "carcinoma": ("ca", "cancer"),
+    "infection": ("infxn", "inf"), "atrial fibrillation": ("a-fib", "a fib", "atrial fib"), "afib": ("a-fib", "a fib"),
+    "pain": ("pn", "discomfort"), "syndrome": ("synd", "sx"), "deficiency": ("def", "insufficiency"),
+    "heart failure": ("hf", "cardiac failure"), "kidney": ("renal",), "stage 3": ("stage iii", "st 3"),
+    "headaches": ("ha's", "cephalgia"), "headache": ("ha", "cephalgia"), "osteoarthritis": ("oa", "degenerative arthritis"),
+    "depression": ("depressive sx", "low mood"), "anxiety": ("anx", "anxiousness"), "daily": ("qd", "q day", "once a day"),
+    "bid": ("b.i.d.", "twice daily"), "tid": ("t.i.d.", "three times daily"), "qhs": ("at bedtime", "q.h.s."),
+    "prn": ("as needed", "p.r.n."), "mg": ("mg.", "milligrams"), "uncontrolled": ("poorly controlled", "not at goal"),
+    "obesity": ("obese habitus", "elevated bmi"), "hyperlipidemia": ("hyperlipemia", "lipid disorder"),
+    "pulmonary": ("pulm",), "tablet": ("tab",), "patient": ("pt",), "abdominal": ("abd",), "shortness of breath": ("sob", "dyspnea"),
+}
+
+# Rule-outs: a condition suspected early in the note and excluded later (the cue sentence).
+RULE_OUT_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "suspect": ("concern for {x}", "evaluate for {x}", "possible {x}", "question of {x}"),
+    "excluded": ("{x} ruled out", "{x} was excluded", "workup negative for {x}", "no evidence of {x} on workup"),
+}

@@ -31,7 +31,7 @@ SOURCE_ICD_VERSION = {"synthetic": 10, "csv": None, "mimic3": 9, "mimic4": None,
 
 def load_source(source: str, out_dir: str | Path, *, seed: int, n_patients: int, n_codes: int, notes: str = "",
                 codes: str = "", data_dir: str = "", icd_version: int = 10,
-                language: str = "en", fhir_labels: str = "encounter",
+                language: str = "en", fhir_labels: str = "encounter", synthetic: dict | None = None,
                 stream: bool = False) -> tuple[pd.DataFrame | Path, pd.DataFrame | Path]:
     """Raw notes (patient_id, note_id, note_date, note_type, text [, split]) and codes (note_id, code).
 
@@ -42,7 +42,8 @@ def load_source(source: str, out_dir: str | Path, *, seed: int, n_patients: int,
     paths = RunPaths(out_dir)
     if source == "synthetic":
 
-        write_synthetic(paths.raw_dir, n_patients=n_patients, n_codes=n_codes, seed=seed)
+        # `synthetic`: the generator's context knobs (`data.synthetic.*`); it also writes raw/truth.parquet.
+        write_synthetic(paths.raw_dir, n_patients=n_patients, n_codes=n_codes, seed=seed, knobs=synthetic)
         notes_file, codes_file = paths.raw_dir / "notes.parquet", paths.raw_dir / "codes.parquet"
         if stream:
             return notes_file, codes_file

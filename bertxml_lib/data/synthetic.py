@@ -20,6 +20,17 @@ properties its claims depend on (`GENERATOR_PROPERTIES` lists each beside the pa
   have; in long notes some codes are evidenced only after word ~460 (beyond 512 tokens); label noise
   (missed codes, codes without evidence); chronic codes carried without text evidence; `@name@`-style
   de-identification tags; mixed case; numbers in labs and vitals.
+* Context that a bag of words cannot read (knobs `Knobs`, profile keys `data.synthetic.*`): negations
+  and rule-outs drawn from the patient's organ systems and the visit's complaint, a rule-out's cue
+  sometimes only in the final section; near-identical codes one per patient, the distinguishing modifier
+  sometimes in a later sentence than the shared phrase; evidence only past word ~460 in long notes;
+  open-vocabulary evidence (per-author habitual rewrites, typos).
+
+Ground truth: for every note the generator records the character spans it wrote for each code
+(`TRUTH_COLUMNS`: evidence, negated and family-history mentions, past history) in `raw/truth.parquet`,
+beside rows without a span for coded codes the note does not evidence and active chronic conditions
+it does not mention. Notebook 01 keeps note ids and texts unchanged, so the offsets index the cohort's
+`text` (tested); `load_truth(out_dir)` reads them back.
 
 Every patient's randomness comes from its own stream, seeded by (seed, patient index), so output is
 identical whatever the batch size, and batches stream with bounded memory.
@@ -40,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from bertxml_lib.core.atomic import atomic_path
+from bertxml_lib.core.paths import RunPaths
 from bertxml_lib.data import icd
 from bertxml_lib.data.clinical_catalog import (
     BOILERPLATE,
@@ -47,9 +59,13 @@ from bertxml_lib.data.clinical_catalog import (
     FILLER,
     GENERIC_MEDS,
     NOTE_TYPES,
+    RULE_OUT_TEMPLATES,
     SEX_WORDS,
     SHORT_TEXTS,
+    SIBLING_GROUPS,
+    SYSTEMS,
     TEMPLATES,
+    VARIANT_RULES,
 )
 
 # Each property of the real notes that the paper's claims rely on, beside how the generator builds it in.
@@ -77,15 +93,90 @@ GENERATOR_PROPERTIES: list[dict] = [dict(zip(("property", "paper", "generator"),
     ("label noise", "encounter codes are incomplete and partly unsupported by the note",
      "3% of acute problems uncoded; 4% of notes get a code without evidence; 15% of coded chronic codes lack evidence"),
     ("near-identical codes", "G44.029 confused with G44.329 (AUC 0.57)",
-     "G44.029/G44.329/G44.229, C50.911/912/919, E11.9/E11.65, I48.0/I48.20/I48.91 with subtly different evidence"),
+     "G44.x29, C50.91x, E11.9/E11.65, I48.x: one per patient; shared phrase + modifier in another sentence (p_sibling_split)"),
+    ("pertinent negatives", "negations name conditions relevant to the visit",
+     "negated mentions from the patient's organ systems and the complaint (p_local_negation); rule-outs (p_rule_out)"),
+    ("open vocabulary", "abbreviations, misspellings and personal shorthand vary by author",
+     "per-author habitual rewrites (p_author_variant, n_authors) and typos (p_typo) in evidence phrases"),
 )]
+
+
+
+class Knobs(NamedTuple):
+    """How often each context phenomenon occurs. The defaults repeat `data.synthetic.*` of
+    configs/profiles.yaml (base), where each rate's reason is given (a test keeps the two equal)."""
+
+    p_negation: float = 0.6          # notes with pertinent negatives (1-3 negated mentions)
+    p_local_negation: float = 0.7    # negated mentions drawn from the patient's / complaint's organ systems
+    p_rule_out: float = 0.3          # notes with an acute complaint that rule out a same-system condition
+    p_late_cue: float = 0.5          # rule-outs written as an early suspicion and a cue in the final section
+    p_late_evidence: float = 0.35    # codes of long notes evidenced only in the final section (past word ~460)
+    p_sibling_split: float = 0.5     # sibling-code evidence as shared phrase + modifier in a later sentence
+    p_author_variant: float = 0.3    # evidence phrases written in their author's habitual rewrite
+    p_typo: float = 0.05             # evidence phrases with one misspelled word
+    n_authors: int = 40              # simulated note authors, each with their own habits
+
+    def checked(self) -> "Knobs":
+        for name, value in self._asdict().items():
+            if name == "n_authors":
+                ok = not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
+            else:
+                ok = not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 <= value <= 1.0
+            if not ok:
+                expected = "an integer >= 1" if name == "n_authors" else "a probability in [0, 1]"
+                raise ValueError(f"data.synthetic.{name} must be {expected}, got {value!r}")
+        return self
+
+
+def make_knobs(knobs: "Knobs | dict | None") -> Knobs:
+    """`Knobs` from a dict of `data.synthetic.*` values (None: the defaults); unknown names are errors."""
+    if knobs is None or isinstance(knobs, Knobs):
+        return (knobs or Knobs()).checked()
+    unknown = sorted(set(knobs) - set(Knobs._fields))
+    if unknown:
+        raise ValueError(f"unknown data.synthetic knob(s) {unknown}; expected some of {list(Knobs._fields)}")
+    return Knobs(**knobs).checked()
+
+
+#: One row per span the generator wrote (start/end: character offsets into the note text, end exclusive)
+#: or per code without one (start = end = -1). kind: evidenced | negated | family_history | past_history
+#: | coded_no_evidence (a code on the note with no evidence in it) | active_no_evidence (an active chronic
+#: condition neither coded nor written). part: phrase (a whole evidence phrase) | shared | modifier (a
+#: sibling code's shared phrase and its distinguishing sentence) | cue (a negation, rule-out or family
+#: history sentence, cue included) | mention (a rule-out's early suspicion, its cue later) | "" (no span).
+#: form: catalog | variant (the author's habitual rewrite) | typo | "" (no span).
+TRUTH_COLUMNS = ["note_id", "code", "kind", "part", "form", "start", "end"]
+#: "Token 512" as a whitespace-word proxy: the generator's notes average ~1.35 WordPiece tokens per
+#: whitespace word with a BERT vocabulary (general bert-base-uncased; measured on the quick cohort), so the
+#: 512th token falls near word 512 / 1.35 ~ 380. Notebook 01's phenomena table and the oracle's
+#: first-512 variant both use `token_512_offset`.
+TOKEN_512_WORDS = 380
+_WORD = re.compile(r"\S+")
+
+
+def token_512_offset(text: str, words: int = TOKEN_512_WORDS) -> int:
+    """Character offset where whitespace word number `words` (0-based) starts: spans starting at or
+    after it lie past the 512-token proxy (len(text) when the note is shorter)."""
+    for i, m in enumerate(_WORD.finditer(text)):
+        if i == words:
+            return m.start()
+    return len(text)
+
+
+def load_truth(out_dir: str | Path) -> pd.DataFrame:
+    """The generator's ground truth (`TRUTH_COLUMNS`) of a synthetic run; FileNotFoundError otherwise."""
+    path = RunPaths(out_dir).truth
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no generator ground truth (only data.source=synthetic writes it)")
+    return pd.read_parquet(path)
+
 
 _BASE_DAY = dt.date(2014, 1, 1).toordinal()
 _KIND_WEIGHTS = {"description": 0.2, "synonym": 0.35, "abbreviation": 0.15, "medication": 0.15, "finding": 0.15}
 # Rates: notes under 50 characters; documented acute problems the coder misses; notes given a code
 # without evidence; coded chronic conditions the text evidences; uncoded active chronic conditions
-# listed in the PMH; codes of long notes evidenced only in the final section.
-_P_SHORT, _P_MISSED, _P_EXTRA, _P_EVIDENCED, _P_BACKGROUND, _P_DEFERRED = 0.02, 0.03, 0.04, 0.85, 0.45, 0.35
+# listed in the PMH (codes of long notes evidenced only in the final section: Knobs.p_late_evidence).
+_P_SHORT, _P_MISSED, _P_EXTRA, _P_EVIDENCED, _P_BACKGROUND = 0.02, 0.03, 0.04, 0.85, 0.45
 _LONG_WORDS, _LATE_START = 600, 460
 _LATE_PREFIX = {"medication": ("continue ", "refilled ", "start ", "on "), "finding": ("", "today ", "most recent ")}
 _RANGE = re.compile(r"<(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)>")
@@ -120,6 +211,15 @@ class _Code(NamedTuple):
     phrases: dict      # kind -> tuple of compiled phrases
     sex: str
     requires: str
+    group: str         # the sibling group (`SIBLING_GROUPS`) or the code itself: one member per patient
+
+
+SIBLING_OF = {code: g for g, spec in SIBLING_GROUPS.items() for code in spec["modifiers"]}
+
+
+def system_of(code: str) -> str:
+    """The organ system of a code (`clinical_catalog.SYSTEMS`), 'general' when none is listed."""
+    return SYSTEMS.get(code[:3]) or SYSTEMS.get(code[:1], "general")
 
 
 class _Pool(NamedTuple):
@@ -172,7 +272,7 @@ def _build_pool(n_codes: int, seed: int) -> _Pool:
         kinds = list(phrases)
         cum = np.cumsum([_KIND_WEIGHTS[k] for k in kinds]).tolist()
         code = _Code(row["code"], row["chronic"], (tuple(kinds), cum), phrases,
-                     cond.sex if cond else "", cond.requires if cond else "")
+                     cond.sex if cond else "", cond.requires if cond else "", SIBLING_OF.get(row["code"], row["code"]))
         if code.requires:
             conditional.append((code, min(0.5, row["weight"] / 100)))
         else:
@@ -200,41 +300,29 @@ def _poisson(r: random.Random, lam: float) -> int:
 
 
 def _draw(r: random.Random, table: tuple, k: int, sex: str, exclude: set) -> list:
-    """Up to k distinct codes drawn by weight, skipping wrong-sex codes and codes in `exclude`."""
+    """Up to k distinct codes drawn by weight, skipping wrong-sex codes and codes (or sibling groups) in
+    `exclude`."""
     codes, cum = table
     if k <= 0 or not codes:
         return []
     out: list = []
     for c in r.choices(codes, cum_weights=cum, k=2 * k + 2):
-        if c.code in exclude or (c.sex and c.sex != sex):
+        if c.code in exclude or c.group in exclude or (c.sex and c.sex != sex):
             continue
-        exclude.add(c.code)
+        exclude.update((c.code, c.group))
         out.append(c)
         if len(out) == k:
             break
     return out
 
 
-def _evidence(r: random.Random, c: _Code, names_only: bool = False) -> tuple[str, str]:
-    """(phrase, kind): one piece of text evidence for `c`, its kind drawn by `_KIND_WEIGHTS`."""
+def _pick(r: random.Random, c: _Code, names_only: bool = False) -> tuple[tuple, str]:
+    """(compiled phrase, kind): one piece of evidence for `c`, its kind drawn by `_KIND_WEIGHTS`."""
     kinds, cum = c.kinds
     kind = kinds[bisect.bisect(cum, r.random() * cum[-1])]
     if names_only and kind in ("medication", "finding"):
         kind = "synonym" if "synonym" in c.phrases else "description"
-    return _render(r.choice(c.phrases[kind]), r), kind
-
-
-def _mentions(r: random.Random, table: tuple, templates: tuple, n: int, exclude: set) -> list[str]:
-    """Up to n negated or family-history mentions of catalog conditions outside `exclude` (categories)."""
-    out = []
-    for _ in range(3 * n):
-        phrase, category = r.choice(table)
-        if category not in exclude:
-            exclude.add(category)
-            out.append(_render(r.choice(templates), r).replace("{x}", _render(phrase, r)))
-            if len(out) == n:
-                break
-    return out
+    return r.choice(c.phrases[kind]), kind
 
 
 def _compiled(pools: dict) -> dict:
@@ -244,11 +332,111 @@ def _compiled(pools: dict) -> dict:
 _TYPE_CUM = np.cumsum([t[1] for t in NOTE_TYPES]).tolist()
 _BOILER = _compiled(BOILERPLATE)
 _TPL = _compiled(TEMPLATES)
+_RULE_OUT = _compiled(RULE_OUT_TEMPLATES)
 _FILL = {k: (v, [len(p.split()) for p in FILLER[k]]) for k, v in _compiled(FILLER).items()}
 _SHORT = _compiled({"short": SHORT_TEXTS})["short"]
-_NEGATABLE = tuple((_compile(p), c.code[:3]) for c in CATALOG for p in c.synonyms + c.abbreviations)
-_FAMILY = tuple((_compile(p), c.code[:3]) for c in CATALOG if c.family for p in c.synonyms[:2])
+# Negatable (phrase, category, code) entries (conditions, not encounters: no Z codes), all and by organ
+# system; rule-outs name acute conditions; family-history entries.
+_NEGATABLE = tuple((_compile(p), c.code[:3], c.code) for c in CATALOG if not c.code.startswith("Z")
+                   for p in c.synonyms + c.abbreviations)
+_NEG_BY_SYSTEM: dict[str, tuple] = {}
+for _entry in _NEGATABLE:
+    _NEG_BY_SYSTEM.setdefault(system_of(_entry[2]), []).append(_entry)
+_NEG_BY_SYSTEM = {k: tuple(v) for k, v in _NEG_BY_SYSTEM.items()}
+_ACUTE_NEG_BY_SYSTEM = {k: tuple(e for e in v if not icd.is_chronic(e[2])) for k, v in _NEG_BY_SYSTEM.items()}
+_FAMILY = tuple((_compile(p), c.code[:3], c.code) for c in CATALOG if c.family for p in c.synonyms[:2])
+_SIBLINGS = {g: (tuple(_compile(p) for p in spec["shared"]), {c: tuple(_compile(p) for p in m)
+                                                               for c, m in spec["modifiers"].items()})
+             for g, spec in SIBLING_GROUPS.items()}
 _EARLY_SLOTS = {"hx": ("hpi", "pmh", "cc"), "reason": ("cc", "hpi"), "meds": ("meds",), "labs": ("labs",)}
+_RULE_KEYS = tuple(sorted(VARIANT_RULES, key=lambda k: (-len(k), k)))
+_TYPO_WORD = re.compile(r"[A-Za-z]{4,}")
+# Span markers woven into the text while a note is assembled, removed by `_strip_marks`: \x01<id>\x02 opens
+# span <id>, \x03 closes the innermost open span. None is whitespace, so word counts are unchanged.
+_MARK = re.compile(r"\x01(\d+)\x02|\x03")
+
+
+@lru_cache(maxsize=4096)
+def _author_habits(seed: int, author: int) -> tuple:
+    """(pattern, {word: rewrite}) of one author: about half of `VARIANT_RULES`, one alternative each."""
+    r = random.Random(int(np.random.SeedSequence([seed, 1 << 30, author]).generate_state(1, np.uint64)[0]))
+    habits = {k: r.choice(VARIANT_RULES[k]) for k in _RULE_KEYS if r.random() < 0.5}
+    if not habits:
+        return None, {}
+    keys = [k for k in _RULE_KEYS if k in habits]
+    return re.compile(r"\b(" + "|".join(re.escape(k) for k in keys) + r")\b", re.IGNORECASE), habits
+
+
+def _typo(r: random.Random, text: str) -> str:
+    """One misspelled word (a swap, a dropped or a doubled letter) in a word of 4+ letters."""
+    words = list(_TYPO_WORD.finditer(text))
+    if not words:
+        return text
+    m = r.choice(words)
+    w, i = m.group(), r.randrange(1, len(m.group()) - 1)
+    op = r.randrange(3)
+    w = w[:i] + w[i + 1] + w[i] + w[i + 2:] if op == 0 else (w[:i] + w[i + 1:] if op == 1 else w[:i] + w[i] + w[i:])
+    return text[:m.start()] + w + text[m.end():]
+
+
+def _strip_marks(text: str) -> tuple[str, list[tuple[int, int, int]]]:
+    """(text without markers, [(span id, start, end), ...]) with offsets into the clean text."""
+    out, spans, stack, pos, n = [], [], [], 0, 0
+    for m in _MARK.finditer(text):
+        piece = text[pos:m.start()]
+        out.append(piece)
+        n, pos = n + len(piece), m.end()
+        if m.group(1) is not None:
+            stack.append((int(m.group(1)), n))
+        else:
+            key, start = stack.pop()
+            spans.append((key, start, n))
+    out.append(text[pos:])
+    return "".join(out), spans
+
+
+class _Writer:
+    """Writes one note's tagged phrases: evidence in the author's habits and with typos, and the meta
+    data (code, kind, part, form) of every span it opens."""
+
+    def __init__(self, r: random.Random, knobs: Knobs, habits: tuple):
+        self.r, self.k, self.habits, self.meta = r, knobs, habits, []
+
+    def tag(self, text: str, code: str, kind: str, part: str, form: str = "catalog") -> str:
+        self.meta.append((code, kind, part, form))
+        return f"\x01{len(self.meta) - 1}\x02{text}\x03"
+
+    def phrase(self, t: tuple, code: str, kind: str, part: str) -> str:
+        """Render a compiled evidence phrase, maybe in the author's habit and with a typo, and tag it."""
+        r, text, form = self.r, _render(t, self.r), "catalog"
+        pattern, habits = self.habits
+        if r.random() < self.k.p_author_variant and pattern is not None:
+            rewritten = pattern.sub(lambda m: habits[m.group(0).lower()], text)
+            form = "variant" if rewritten != text else form
+            text = rewritten
+        if r.random() < self.k.p_typo:
+            misspelled = _typo(r, text)
+            form = "typo" if misspelled != text else form
+            text = misspelled
+        return self.tag(text, code, kind, part, form)
+
+    def mentions(self, table: tuple, templates: tuple, n: int, exclude: set, kind: str, local: tuple = ()) -> list[str]:
+        """Up to n negated / family-history sentences (cue included in the span) of conditions whose
+        category is outside `exclude`; with `local` (tables by organ system), a share p_local_negation
+        of them comes from those systems."""
+        r, out = self.r, []
+        for _ in range(4 * n):
+            pool = r.choice(local) if local and r.random() < self.k.p_local_negation else table
+            if not pool:
+                continue
+            phrase, category, code = r.choice(pool)
+            if category not in exclude:
+                exclude.add(category)
+                sentence = _render(r.choice(templates), r).replace("{x}", _render(phrase, r))
+                out.append(self.tag(sentence, code, kind, "cue"))
+                if len(out) == n:
+                    break
+        return out
 
 
 def _fill(r: random.Random, spec: str, need: int) -> str:
@@ -268,11 +456,13 @@ def _fill(r: random.Random, spec: str, need: int) -> str:
     return " ".join(chosen)
 
 
-def _render_note(r: random.Random, ntype: tuple, day: int, age: int, sex: str, items: list, background: list,
-                exclude: set) -> str:
-    """One note's text. `items` holds (_Code, evidenced) for the conditions the note is about (coded or
-    missed by the coder); `background` uncoded chronic conditions it may list in the PMH; `exclude`
-    the ICD categories that negations and family history must not name."""
+def _render_note(w: _Writer, ntype: tuple, day: int, age: int, sex: str, items: list, background: list,
+                 exclude: set, systems: tuple) -> str:
+    """One note's text, with span markers. `items` holds (_Code, evidenced) for the conditions the note is
+    about (coded or missed by the coder); `background` uncoded chronic conditions it may list in the PMH;
+    `exclude` the ICD categories that negations and family history must not name; `systems` the organ
+    systems of the visit's complaint (first) and the patient's conditions."""
+    r, k = w.r, w.k
     name, _, median, sigma, _, _, encounters, roles, layout = ntype
     target = min(3000, int(r.lognormvariate(math.log(median), sigma)))
     slots = {slot for _, slot in layout}
@@ -283,29 +473,60 @@ def _render_note(r: random.Random, ntype: tuple, day: int, age: int, sex: str, i
     for c, evidenced in items:
         if not evidenced:
             continue
-        # In long notes some codes are evidenced only in the final section, past word ~460.
-        only_late = long_note and r.random() < _P_DEFERRED
+        # In long notes some codes are evidenced only in the final section, past word ~460; every other
+        # code has its first piece of evidence in a section before the filler (history, reason, meds).
+        only_late = long_note and r.random() < k.p_late_evidence
         deferred |= only_late
+        name_slot = "hx" if c.chronic else "reason"
+        if c.group in _SIBLINGS and r.random() < k.p_sibling_split:
+            shared, modifiers = _SIBLINGS[c.group]
+            (late if only_late else early[name_slot]).append(w.phrase(r.choice(shared), c.code, "evidenced", "shared"))
+            if modifiers[c.code]:
+                late.append(w.phrase(r.choice(modifiers[c.code]), c.code, "evidenced", "modifier"))
+            continue
         seen = set()
-        for _ in range(1 + (r.random() < 0.35)):
-            text, kind = _evidence(r, c)
-            if text.lower() in seen:
-                continue
-            seen.add(text.lower())
-            slot = {"medication": "meds", "finding": "labs"}.get(kind, "hx" if c.chronic else "reason")
+        for copy in range(1 + (r.random() < 0.35)):
+            t, kind = _pick(r, c)
+            slot = {"medication": "meds", "finding": "labs"}.get(kind, name_slot)
             placeable = not slots.isdisjoint(_EARLY_SLOTS[slot]) or (has_lead and slot in ("hx", "reason"))
-            if only_late or not placeable or r.random() < 0.45:
+            if copy == 0 and not only_late and (slot == "labs" or not placeable):
+                (t, kind), slot = _pick(r, c, names_only=True), name_slot
+            if t in seen:
+                continue
+            seen.add(t)
+            text = w.phrase(t, c.code, "evidenced", "phrase")
+            if only_late or (copy > 0 and (not placeable or r.random() < 0.45)):
                 late.append(r.choice(_LATE_PREFIX.get(kind, ("",))) + text)
             else:
                 early[slot].append(text)
-    pmh = [_evidence(r, c, names_only=True)[0] for c in background] if "pmh" in slots else []
+    pmh = [w.phrase(_pick(r, c, names_only=True)[0], c.code, "past_history", "phrase") for c in background] \
+        if "pmh" in slots else []
+    negs = []
+    if r.random() < k.p_negation:
+        local = tuple(_NEG_BY_SYSTEM[s] for s in systems if s in _NEG_BY_SYSTEM)
+        negs = w.mentions(_NEGATABLE, _TPL["negation"], r.randint(1, 3), exclude, "negated", local)
+    complaint = systems[0] if systems and items and not items[0][0].chronic else ""
+    if complaint and r.random() < k.p_rule_out:
+        # Rule out a condition of the complaint's organ system: written as one cue sentence, or as an early
+        # suspicion (a cue-less mention) that the final section excludes.
+        pool = [e for e in _ACUTE_NEG_BY_SYSTEM.get(complaint, ()) if e[1] not in exclude]
+        if pool:
+            phrase, category, code = r.choice(pool)
+            exclude.add(category)
+            x = _render(phrase, r)
+            cue = _render(r.choice(_RULE_OUT["excluded"]), r).replace("{x}", x)
+            if r.random() < k.p_late_cue:
+                early["reason"].append(w.tag(_render(r.choice(_RULE_OUT["suspect"]), r).replace("{x}", x), code,
+                                             "negated", "mention"))
+                late.append(w.tag(cue, code, "negated", "cue"))
+            else:
+                negs.append(w.tag(cue, code, "negated", "cue") + ".")
     if "pmh" in slots and ("hpi" not in slots or r.random() < 0.5):
         pmh, early["hx"] = pmh + early["hx"], []
     elif "hpi" not in slots:                 # reports, calls: history joins the reason for the note
         early["reason"], early["hx"] = early["reason"] + early["hx"], []
     reason = ", ".join(early["reason"]) or r.choice(("follow up of chronic conditions", "routine follow up",
                                                       "medication refill", "test results"))
-    negs = _mentions(r, _NEGATABLE, _TPL["negation"], r.randint(1, 3), exclude) if r.random() < 0.6 else []
     sections: list[tuple[str, str, str]] = []   # (heading, text, kind: fixed | optional | fill)
     for heading, slot in layout:
         kind, text = "fixed", ""
@@ -325,7 +546,8 @@ def _render_note(r: random.Random, ntype: tuple, day: int, age: int, sex: str, i
         elif slot == "labs":
             text = ", ".join(early["labs"])
         elif slot == "fhx":
-            text = " ".join(_mentions(r, _FAMILY, _TPL["family"], r.randint(0, 2), exclude)) or "noncontributory."
+            text = " ".join(w.mentions(_FAMILY, _TPL["family"], r.randint(0, 2), exclude, "family_history")) \
+                or "noncontributory."
         elif slot == "late":
             text = " ".join(f"{i}. {t}{_render(r.choice(_TPL['plan']), r)}" for i, t in enumerate(late, 1))
         elif slot.startswith("b:"):
@@ -361,8 +583,8 @@ def _render_note(r: random.Random, ntype: tuple, day: int, age: int, sex: str, i
 _NOTES_MU, _NOTES_SIGMA = math.log(9.0) - 0.18, 0.6   # lognormal notes per patient with mean ~9
 
 
-def _simulate_patient(pool: _Pool, seed: int, idx: int, notes: dict, codes: dict) -> None:
-    """Append one patient's notes and codes; all randomness from the (seed, idx) stream."""
+def _simulate_patient(pool: _Pool, seed: int, idx: int, knobs: Knobs, notes: dict, codes: dict, truth: dict) -> None:
+    """Append one patient's notes, codes and ground truth; all randomness from the (seed, idx) stream."""
     r = random.Random(int(np.random.SeedSequence([seed, idx]).generate_state(1, np.uint64)[0]))
     pid = f"P{idx:07d}"
     age = 18 + int(74 * r.betavariate(2.2, 1.8))
@@ -374,6 +596,8 @@ def _simulate_patient(pool: _Pool, seed: int, idx: int, notes: dict, codes: dict
     have = tuple(c.code for c in chronic)
     # 70% of conditions predate follow-up; the rest start at one of the patient's visits.
     onsets = [-1 if r.random() < 0.7 else r.choice(days) for _ in chronic]
+    # Most notes of a patient come from one author (the treating clinician), the rest from anyone.
+    primary = r.randrange(knobs.n_authors)
     # Encounter codes that need a condition (chemotherapy needs a cancer) recur on that patient's visits.
     conditional = [(c, p) for c, p in pool.conditional
                    if (not c.sex or c.sex == sex) and any(h.startswith(c.requires) for h in have)]
@@ -384,52 +608,82 @@ def _simulate_patient(pool: _Pool, seed: int, idx: int, notes: dict, codes: dict
         items = [(c, r.random() < _P_EVIDENCED) for c in active if r.random() < p_chronic]
         labels = [c.code for c, _ in items]
         background = [c for c in active if c.code not in labels and r.random() < _P_BACKGROUND]
+        acute: list = []
         for c in _draw(r, pool.acute, _poisson(r, acute_mean), sex, set(labels)):
-            items.append((c, True))
+            acute.append((c, True))
             if r.random() >= _P_MISSED:      # label noise: the coder misses a documented problem
                 labels.append(c.code)
         for c, p in conditional:
             if r.random() < p and c.code not in labels:
-                items.append((c, True))
+                acute.append((c, True))
                 labels.append(c.code)
+        items = acute + items                # the visit's complaint first
         if r.random() < _P_EXTRA:            # label noise: a code the note gives no evidence for
             labels += [c.code for c in _draw(r, pool.acute, 1, sex, set(labels))]
         nid = f"{pid}-{k:02d}"
+        author = primary if r.random() < 0.6 else r.randrange(knobs.n_authors)
+        writer = _Writer(r, knobs, _author_habits(seed, author))
         if r.random() < _P_SHORT:
-            text = _render(r.choice(_SHORT), r)
+            text, spans = _render(r.choice(_SHORT), r), []
         else:
             exclude = {c[:3] for c in have} | {c.code[:3] for c, _ in items}
-            text = _render_note(r, ntype, day, age, sex, items, background, exclude)
+            systems = tuple(dict.fromkeys(system_of(c.code) for c, _ in acute + [(c, 0) for c in chronic]))
+            text, spans = _strip_marks(_render_note(writer, ntype, day, age, sex, items, background, exclude, systems))
         for key, value in zip(("patient_id", "note_id", "day", "note_type", "text"), (pid, nid, day, ntype[0], text)):
             notes[key].append(value)
         codes["note_id"] += [nid] * len(labels)
         codes["code"] += labels
+        _add_truth(truth, nid, spans, writer.meta, labels, [c.code for c in active])
 
 
-def generate_synthetic(n_patients: int, n_codes: int, seed: int,
-                       batch_patients: int = 2000) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Yield (notes, codes) per batch of patients in the raw-source schema of docs/DESIGN.md.
+def _add_truth(truth: dict, nid: str, spans: list, meta: list, labels: list, active: list) -> None:
+    """Rows of one note: its spans, then coded codes it does not evidence and active chronic conditions
+    it neither codes nor mentions (no span)."""
+    rows = sorted((start, end, *meta[key]) for key, start, end in spans)
+    for start, end, code, kind, part, form in rows:
+        for col, value in zip(TRUTH_COLUMNS, (nid, code, kind, part, form, start, end)):
+            truth[col].append(value)
+    evidenced = {row[2] for row in rows if row[3] == "evidenced"}
+    mentioned = {row[2] for row in rows}
+    extra = [(c, "coded_no_evidence") for c in dict.fromkeys(labels) if c not in evidenced]
+    extra += [(c, "active_no_evidence") for c in active if c not in mentioned and c not in labels]
+    for code, kind in extra:
+        for col, value in zip(TRUTH_COLUMNS, (nid, code, kind, "", "", -1, -1)):
+            truth[col].append(value)
+
+
+def generate_synthetic(n_patients: int, n_codes: int, seed: int, batch_patients: int = 2000,
+                       knobs: Knobs | dict | None = None, with_truth: bool = False) -> Iterator[tuple]:
+    """Yield (notes, codes) per batch of patients in the raw-source schema of docs/DESIGN.md, or with
+    `with_truth` (notes, codes, truth) with the generator's ground truth (`TRUTH_COLUMNS`).
 
     notes: patient_id, note_id, note_date (datetime64[ns]), note_type, text; codes: note_id, code.
-    The same seed gives the same rows whatever `batch_patients` is."""
+    The same seed and knobs give the same rows whatever `batch_patients` is."""
     for name, value, low in (("n_patients", n_patients, 1), ("batch_patients", batch_patients, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"generate_synthetic: {name} must be an integer >= {low}, got {value!r}")
+    knobs = make_knobs(knobs)
     pool = _build_pool(n_codes, seed)
     for lo in range(0, n_patients, batch_patients):
         notes = {k: [] for k in ("patient_id", "note_id", "day", "note_type", "text")}
         codes: dict[str, list] = {"note_id": [], "code": []}
+        truth: dict[str, list] = {k: [] for k in TRUTH_COLUMNS}
         for idx in range(lo, min(lo + batch_patients, n_patients)):
-            _simulate_patient(pool, seed, idx, notes, codes)
+            _simulate_patient(pool, seed, idx, knobs, notes, codes, truth)
         dates = (np.datetime64(dt.date.fromordinal(_BASE_DAY), "D") + np.array(notes.pop("day"), dtype="int64"))
         frame = pd.DataFrame(notes).assign(note_date=dates.astype("datetime64[ns]"))
-        yield (frame[["patient_id", "note_id", "note_date", "note_type", "text"]],
+        out = (frame[["patient_id", "note_id", "note_date", "note_type", "text"]],
                pd.DataFrame(codes, columns=["note_id", "code"]).astype(str))
+        if with_truth:
+            out += (pd.DataFrame(truth, columns=TRUTH_COLUMNS).astype({"start": "int32", "end": "int32"}),)
+        yield out
 
 
-def write_synthetic(raw_dir: str | Path, n_patients: int, n_codes: int, seed: int, batch_patients: int = 2000) -> dict:
-    """Stream the cohort into raw_dir/notes.parquet and raw_dir/codes.parquet (write-then-rename, so an
-    interrupted run leaves neither half-written). Returns counts and timing."""
+def write_synthetic(raw_dir: str | Path, n_patients: int, n_codes: int, seed: int, batch_patients: int = 2000,
+                    knobs: Knobs | dict | None = None) -> dict:
+    """Stream the cohort into raw_dir/notes.parquet, raw_dir/codes.parquet and the ground truth
+    raw_dir/truth.parquet (write-then-rename, so an interrupted run leaves none half-written). Returns
+    counts and timing."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -437,15 +691,20 @@ def write_synthetic(raw_dir: str | Path, n_patients: int, n_codes: int, seed: in
     note_schema = pa.schema([("patient_id", pa.string()), ("note_id", pa.string()), ("note_date", pa.timestamp("ns")),
                              ("note_type", pa.string()), ("text", pa.string())])
     code_schema = pa.schema([("note_id", pa.string()), ("code", pa.string())])
-    t0, n_notes, n_rows, distinct = time.perf_counter(), 0, 0, set()
-    with atomic_path(raw_dir / "notes.parquet") as notes_tmp, atomic_path(raw_dir / "codes.parquet") as codes_tmp:
-        with pq.ParquetWriter(notes_tmp, note_schema) as nw, pq.ParquetWriter(codes_tmp, code_schema) as cw:
-            for notes, codes in generate_synthetic(n_patients, n_codes, seed, batch_patients):
+    truth_schema = pa.schema([(c, pa.int32() if c in ("start", "end") else pa.string()) for c in TRUTH_COLUMNS])
+    t0, n_notes, n_rows, n_truth, distinct = time.perf_counter(), 0, 0, 0, set()
+    with atomic_path(raw_dir / "notes.parquet") as notes_tmp, atomic_path(raw_dir / "codes.parquet") as codes_tmp, \
+            atomic_path(raw_dir / "truth.parquet") as truth_tmp:
+        with pq.ParquetWriter(notes_tmp, note_schema) as nw, pq.ParquetWriter(codes_tmp, code_schema) as cw, \
+                pq.ParquetWriter(truth_tmp, truth_schema) as tw:
+            for notes, codes, truth in generate_synthetic(n_patients, n_codes, seed, batch_patients, knobs, True):
                 nw.write_table(pa.Table.from_pandas(notes, schema=note_schema, preserve_index=False))
                 cw.write_table(pa.Table.from_pandas(codes, schema=code_schema, preserve_index=False))
-                n_notes, n_rows = n_notes + len(notes), n_rows + len(codes)
+                tw.write_table(pa.Table.from_pandas(truth, schema=truth_schema, preserve_index=False))
+                n_notes, n_rows, n_truth = n_notes + len(notes), n_rows + len(codes), n_truth + len(truth)
                 distinct.update(codes["code"].unique())
     seconds = time.perf_counter() - t0
     return {"n_patients": n_patients, "n_notes": n_notes, "n_code_rows": n_rows, "n_distinct_codes": len(distinct),
-            "codes_per_note": n_rows / max(n_notes, 1), "seconds": round(seconds, 3),
-            "notes_per_second": round(n_notes / max(seconds, 1e-9), 1), "seed": seed, "n_codes": n_codes}
+            "n_truth_rows": n_truth, "codes_per_note": n_rows / max(n_notes, 1), "seconds": round(seconds, 3),
+            "notes_per_second": round(n_notes / max(seconds, 1e-9), 1), "seed": seed, "n_codes": n_codes,
+            "knobs": make_knobs(knobs)._asdict()}
