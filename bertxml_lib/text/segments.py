@@ -161,6 +161,20 @@ def pad_batch(segments: list[list[int]], pad_id: int) -> tuple[torch.LongTensor,
     return input_ids, attention_mask
 
 
+def pack_segments(segments: list[list[int]]) -> tuple[torch.LongTensor, torch.LongTensor, torch.LongTensor]:
+    """Segments concatenated into one row with no padding: `(input_ids (T,), position_ids (T,), lengths (n,))`.
+
+    Positions restart at 0 in every segment, so each segment is embedded as if it were alone; the packed
+    encoder (`models.packed`) keeps segments apart in attention by `lengths`. Equal lengths that follow each
+    other (length-bucketed batches come longest first) share one attention call."""
+    if not segments or any(not s for s in segments):
+        raise ValueError("pack_segments needs at least one segment, none of them empty")
+    lengths = torch.tensor([len(s) for s in segments], dtype=torch.long)
+    input_ids = torch.tensor([t for s in segments for t in s], dtype=torch.long)
+    position_ids = torch.cat([torch.arange(n) for n in lengths.tolist()])
+    return input_ids, position_ids, lengths
+
+
 def pad_fraction(lengths: Sequence[int], batches: list[np.ndarray]) -> float:
     """Share of computed positions that are padding, over all `batches`."""
     lengths = np.asarray(lengths, dtype=np.int64)

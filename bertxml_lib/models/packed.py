@@ -1,0 +1,119 @@
+"""Notebooks 03/04: the HF BERT encoder run on packed segments, no padded position computed (paper 4.1 inputs).
+
+A batch's segments are concatenated into one row of T tokens (`segments.pack_segments`): positions restart
+in every segment and attention keeps segments apart (variable-length attention: one SDPA call per run of
+equal-length segments, never across two segments), so the result equals the padded HF forward
+(`BertModel` with an attention mask) up to float summation order, while the embeddings, Q/K/V, attention
+output and feed-forward matmuls see only real tokens. The weights are the HF modules' own (`model.bert`,
+`model.head`, `mlm.cls`): nothing is copied, so training through this path trains the HF model, and
+`save_pretrained` / `from_pretrained` are unchanged. tests/test_packed.py checks loss, gradients and
+probabilities against the padded HF forward.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import BertForMaskedLM, BertModel
+
+from bertxml_lib.models.modeling import BertForIcdCoding, ClsHead, IcdCodingOutput, LanHead, XmlHead
+
+
+def supports_packed(model) -> bool:
+    """Heads that read token states one segment at a time: cls, xml, lan (hier reads notes of segments)."""
+    if isinstance(model, BertForMaskedLM):
+        return True
+    return isinstance(model, BertForIcdCoding) and isinstance(model.head, (ClsHead, XmlHead, LanHead))
+
+
+def _runs(lengths: list[int]) -> list[tuple[int, int, int]]:
+    """`(start token, n segments, length)` for each run of consecutive equal-length segments."""
+    runs, start, i = [], 0, 0
+    while i < len(lengths):
+        j = i
+        while j < len(lengths) and lengths[j] == lengths[i]:
+            j += 1
+        runs.append((start, j - i, lengths[i]))
+        start += (j - i) * lengths[i]
+        i = j
+    return runs
+
+
+def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, runs: list[tuple[int, int, int]],
+                     dropout: float) -> torch.Tensor:
+    """`q, k, v (T, heads, head_dim)` -> `(T, heads * head_dim)`: each segment attends only to itself."""
+    heads, head_dim = q.shape[1], q.shape[2]
+    out = []
+    for start, n, length in runs:
+        block = slice(start, start + n * length)
+        # (T, H, dh) rows of the run -> (n, H, length, dh): a view, no copy.
+        qs, ks, vs = (t[block].view(n, length, heads, head_dim).transpose(1, 2) for t in (q, k, v))
+        o = F.scaled_dot_product_attention(qs, ks, vs, dropout_p=dropout)  # (n, H, length, dh)
+        out.append(o.transpose(1, 2).reshape(n * length, heads * head_dim))
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
+def encode_packed(bert: BertModel, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                  lengths: torch.Tensor) -> torch.Tensor:
+    """Last hidden states `(T, hidden)` of packed segments; the same modules and order as `BertModel.forward`."""
+    emb = bert.embeddings
+    # BertEmbeddings: word + token type (all 0) + position, then LayerNorm and dropout.
+    x = emb.word_embeddings(input_ids) + emb.token_type_embeddings.weight[0]
+    x = emb.dropout(emb.LayerNorm(x + emb.position_embeddings(position_ids)))  # (T, hidden)
+    runs = _runs(lengths.tolist())
+    for layer in bert.encoder.layer:
+        sa = layer.attention.self
+        heads, head_dim = sa.num_attention_heads, sa.attention_head_size
+        # Q, K and V in one matmul over the concatenated HF weights (gradients flow back to each).
+        qkv = F.linear(x, torch.cat([sa.query.weight, sa.key.weight, sa.value.weight]),
+                       torch.cat([sa.query.bias, sa.key.bias, sa.value.bias]))  # (T, 3 * hidden)
+        q, k, v = (t.view(-1, heads, head_dim) for t in qkv.split(heads * head_dim, dim=-1))
+        context = varlen_attention(q, k, v, runs, sa.dropout.p if sa.training else 0.0)  # (T, hidden)
+        attended = layer.attention.output(context, x)  # dense, dropout, LayerNorm(+ residual)
+        x = layer.output(layer.intermediate(attended), attended)
+    return x
+
+
+def _repad(hidden: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(T, hidden)` -> `(n, longest, hidden)` and its 0/1 mask, for a head that attends over a segment's tokens."""
+    rows = hidden.split(lengths.tolist())
+    padded = nn.utils.rnn.pad_sequence(rows, batch_first=True)
+    mask = torch.arange(padded.shape[1], device=hidden.device)[None, :] < lengths.to(hidden.device)[:, None]
+    return padded, mask.long()
+
+
+def icd_forward_packed(model: BertForIcdCoding, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                       lengths: torch.Tensor, labels: torch.Tensor | None = None) -> IcdCodingOutput:
+    """`BertForIcdCoding.forward` on packed segments: logits `(n_segments, L)` in packing order.
+
+    The encoder computes real tokens only; the xml/lan label-attention head (a few % of the FLOPs) reads
+    the states re-padded per segment and masks the padding exactly as on the padded path."""
+    if not supports_packed(model):
+        raise ValueError(f"the packed path needs a cls, xml or lan head, got {model.config.icd_head!r}")
+    hidden = encode_packed(model.bert, input_ids, position_ids, lengths)  # (T, hidden)
+    if isinstance(model.head, ClsHead):
+        starts = torch.cumsum(lengths, 0) - lengths  # each segment's [CLS]
+        logits, label_attention = model.head(hidden[starts.to(hidden.device)][:, None], None)
+    else:
+        logits, label_attention = model.head(*_repad(hidden, lengths))
+    loss = None
+    if labels is not None:
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())  # paper 4.2.2, as the padded path
+    return IcdCodingOutput(loss=loss, logits=logits, label_attention=label_attention)
+
+
+class PackedMaskedLMLoss(nn.Module):
+    """Sum of MLM cross-entropy over masked positions of packed segments, vocabulary logits only there.
+
+    A module so DDP can wrap it (its forward arms DDP's gradient hooks), like `pretrain.MaskedLMLoss`."""
+
+    def __init__(self, mlm: BertForMaskedLM):
+        super().__init__()
+        self.mlm = mlm
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, lengths: torch.Tensor,
+                labels: torch.Tensor) -> torch.Tensor:
+        hidden = encode_packed(self.mlm.bert, input_ids, position_ids, lengths)  # (T, hidden)
+        selected = labels != -100  # (T,)
+        logits = self.mlm.cls(hidden[selected])  # (n_masked, vocab)
+        return F.cross_entropy(logits.float(), labels[selected], reduction="sum")
