@@ -34,6 +34,27 @@ def merge_spans(weights: np.ndarray, offsets: np.ndarray, words: np.ndarray, spa
     return out
 
 
+def token_scores(segments: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """`(offsets (n, 2), scores (n,))` of one (note, code) over all its segments' tokens, from
+    `predict.attention_weights` entries `(segment, offsets, words, weights, prob)`: a token's score is its
+    attention times its segment's probability for the code, the product `predict` ranks spans by."""
+    if not segments:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    offsets = np.concatenate([np.asarray(o, dtype=np.int64).reshape(-1, 2) for _, o, _, _, _ in segments])
+    scores = np.concatenate([np.asarray(w, dtype=float) * prob for _, _, _, w, prob in segments])
+    return offsets, scores
+
+
+def segment_scores(seg_offsets: list[np.ndarray], weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(offsets (n, 2), scores (n,))` of a hier model's (note, code): one unit per non-empty segment, the
+    character span it covers, scored by the segment's attention weight."""
+    units = [(int(o[:, 0].min()), int(o[:, 1].max()), float(w))
+             for o, w in zip((np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in seg_offsets), weights) if len(o)]
+    if not units:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    return np.array([u[:2] for u in units], dtype=np.int64), np.array([u[2] for u in units])
+
+
 def describe_codes(codes: list[str], model_dir: Path) -> list[str]:
     """Descriptions from the run's `cohort/label_set.json` (described when the cohort was built, ICD-9 or
     ICD-10), else from the code system the label set names (`icd_version`, default ICD-10-CM)."""

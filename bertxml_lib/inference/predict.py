@@ -1,9 +1,10 @@
 """`python -m bertxml_lib.predict`: top-k ICD codes per note, with label-attention evidence (paper 3.3, 4.5).
 
     python -m bertxml_lib.predict --model results/quick/models/ehr_tiny_xml_1024 [--top-k 5]
-        [--format json|csv] [--spans 3] [--output FILE] NOTES.csv
+        [--format json|csv] [--spans 3] [--output FILE] [--quiet] NOTES.csv|-
 
-NOTES.csv holds `note_id,text` (UTF-8). Probabilities come from the fast inference path
+NOTES.csv holds `note_id,text` (UTF-8; `-` reads it from standard input); a note without text (empty or
+whitespace) is an error naming its rows. The segment length is the model's own (`config.icd_max_len`). Probabilities come from the fast inference path
 (`finetune.predict_notes`: length-bucketed segments, max over a note's segments, paper 4.1). For heads
 with label attention (BERT-XML, eqs. 2-3) a second pass reads the attention of each note's top-k codes
 in every segment: token weights are summed per word (the fast tokenizer's word ids), each segment's
@@ -16,11 +17,9 @@ Bad input exits with status 2 and a message naming the file, column or row.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -28,9 +27,19 @@ import numpy as np
 
 from bertxml_lib.core import runtime
 from bertxml_lib.core.atomic import write_text
+from bertxml_lib.core.progress import progress_bar
 from bertxml_lib.inference import neural_predict
-from bertxml_lib.inference.evidence import describe_codes, merge_spans
+from bertxml_lib.inference.evidence import describe_codes, merge_spans, segment_scores, token_scores
 from bertxml_lib.inference.neural_predict import is_neural_baseline
+from bertxml_lib.inference.request import (  # noqa: F401  (InputError, read_notes: public here too)
+    EXIT_BAD_INPUT,
+    InputError,
+    build_parser,
+    check_model_dir,
+    check_request,
+    check_texts,
+    read_notes,
+)
 from bertxml_lib.models.modeling import BertForIcdCoding, hier_max_tokens
 from bertxml_lib.text.segments import (
     hier_note_lengths,
@@ -41,55 +50,11 @@ from bertxml_lib.text.segments import (
 )
 from bertxml_lib.training.finetune import predict_notes
 
-EXIT_BAD_INPUT = 2
-
-
-class InputError(Exception):
-    """A problem with the user's model folder or notes file (exit status 2)."""
-
-
-def read_notes(path: str | Path) -> tuple[list[str], list[str]]:
-    """`(note_ids, texts)` from a UTF-8 CSV with columns `note_id,text` (other columns are ignored)."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: notes file not found")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise InputError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line}); "
-                         f"re-save the file as UTF-8") from None
-    try:
-        notes = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: empty file; expected a header `note_id,text` and one row per note") from None
-    except pd.errors.ParserError as err:
-        raise InputError(f"{path}: not a readable CSV ({err})") from None
-    missing = [c for c in ("note_id", "text") if c not in notes.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected `note_id,text`, "
-                         f"found {list(notes.columns)}")
-    if not len(notes):
-        raise InputError(f"{path}: no notes (only a header)")
-    ids = notes["note_id"].str.strip()
-    blank = np.flatnonzero(ids.eq("").to_numpy())
-    if len(blank):
-        raise InputError(f"{path}: column 'note_id' is empty on data row(s) {(blank + 1).tolist()[:5]}")
-    duplicated = ids[ids.duplicated()].unique().tolist()
-    if duplicated:
-        raise InputError(f"{path}: column 'note_id' repeats {duplicated[:5]}; note ids must be unique")
-    return ids.tolist(), notes["text"].tolist()
-
-
 def resolve_max_len(model_dir: Path, config, override: int | None) -> tuple[int, str]:
-    """The segment length the model was fine-tuned with, and where it came from.
-
-    Order: `--max-len`; `config.icd_max_len`; `<out>/metrics/<row>.json` beside `<out>/models/<row>`;
-    a `_<n>` suffix of the folder name (`ehr_tiny_xml_1024`); the model's position embeddings.
-    """
+    """The segment length the model was fine-tuned with, and where it came from: `--max-len`, else the
+    model's own `config.icd_max_len` (saved with every fine-tuned model), else the run's record
+    `<out>/metrics/<row>.json` beside `<out>/models/<row>`. Never guessed from the folder's name or the
+    position embeddings: a copied or renamed folder reads the same value."""
     limit, what = int(config.max_position_embeddings), "the model's positions"
     if getattr(config, "icd_head", None) == "hier":
 
@@ -98,9 +63,11 @@ def resolve_max_len(model_dir: Path, config, override: int | None) -> tuple[int,
     record = model_dir.parent.parent / "metrics" / f"{model_dir.name}.json"
     if record.is_file():
         candidates.append((json.loads(record.read_text()).get("max_len"), str(record)))
-    suffix = re.search(r"_(\d+)$", model_dir.name)
-    candidates += [(int(suffix.group(1)) if suffix else None, "the folder name"), (limit, "max_position_embeddings")]
-    value, source = next((int(v), s) for v, s in candidates if v)
+    found = [(int(v), s) for v, s in candidates if v]
+    if not found:
+        raise InputError(f"{model_dir}/config.json records no icd_max_len (the segment length the model was "
+                         f"fine-tuned with); pass --max-len N")
+    value, source = found[0]
     if not 3 <= value <= limit:
         raise InputError(f"max_len {value} (from {source}) must lie in [3, {limit}] ({what})")
     return value, source
@@ -110,11 +77,7 @@ def load_model(model_dir: str | Path):
     """`(model, tokenizer)` from a folder written under `<out>/models/<row>` (weights + tokenizer)."""
     from transformers import AutoConfig, AutoTokenizer
 
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise InputError(f"{model_dir}: model folder not found")
-    if not (model_dir / "config.json").is_file():
-        raise InputError(f"{model_dir}: not a saved model folder (no config.json)")
+    model_dir = check_model_dir(model_dir)
     config = AutoConfig.from_pretrained(model_dir)
     if not getattr(config, "icd_codes", None) or not getattr(config, "icd_head", None):
         raise InputError(f"{model_dir}/config.json has no icd_codes/icd_head: not an ICD coding model "
@@ -151,15 +114,12 @@ def _segments_with_offsets(tokenizer, texts: list[str], max_len: int, truncate: 
     return out
 
 
-def attention_evidence(model, tokenizer, texts: list[str], max_len: int, top_codes: np.ndarray, n_spans: int = 3,
-                       span_words: int = 8, batch_size: int = 32, device: str = "auto",
-                       progress: bool = True) -> list[list[list[dict]]] | None:
-    """Evidence spans `[note][rank] -> [{start, end, text, attention, segment}]` for `top_codes (n_notes, k)`.
-
-    None when the model's head has no label attention (the [CLS] head).
-    """
+def attention_weights(model, tokenizer, texts: list[str], max_len: int, codes, batch_size: int = 32,
+                      device: str = "auto", progress: bool = True) -> list[list[list[tuple]]] | None:
+    """Label attention of each note's codes `codes[i]` (label-set indices; any number per note) over its
+    tokens, segment by segment: `[note][rank] -> [(segment, offsets (n, 2), words (n,), weights (n,), prob)]`
+    (the code's sigmoid in that segment as `prob`). None when the head has no label attention ([CLS])."""
     import torch
-    from tqdm.auto import tqdm
 
     torch_device = runtime.get_device(device)
     model.to(torch_device).eval()
@@ -167,9 +127,9 @@ def attention_evidence(model, tokenizer, texts: list[str], max_len: int, top_cod
     flat = [(i, s) for i, segs in enumerate(notes) for s in range(len(segs))]
     lengths = np.array([len(notes[i][s][0]) for i, s in flat])
     batches = length_bucketed_batches(lengths, batch_size * max_len, shuffle=False, seed=0, max_batch_size=batch_size)
-    candidates: dict[tuple[int, int], list[tuple]] = {}
+    found: list[list[list[tuple]]] = [[[] for _ in range(len(codes[i]))] for i in range(len(texts))]
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="evidence", disable=not progress, leave=False, mininterval=5):
+        for batch in progress_bar(batches, desc="evidence", disable=not progress, leave=False, mininterval=5):
             input_ids, mask = pad_batch([notes[flat[b][0]][flat[b][1]][0] for b in batch], tokenizer.pad_token_id)
             with runtime.autocast(torch_device):
                 out = model(input_ids.to(torch_device), mask.to(torch_device))
@@ -177,20 +137,30 @@ def attention_evidence(model, tokenizer, texts: list[str], max_len: int, top_cod
                 return None
             for row, b in enumerate(batch):
                 i, s = flat[b]
+                if not len(codes[i]):
+                    continue
                 _, offsets, words = notes[i][s]
-                codes = torch.as_tensor(top_codes[i], device=torch_device)
-                att = out.label_attention[row, codes, 1:1 + len(offsets)].float().cpu().numpy()  # (k, n_tokens)
-                prob = torch.sigmoid(out.logits[row, codes].float()).cpu().numpy()  # (k,)
-                for rank in range(len(codes)):
-                    candidates.setdefault((i, rank), []).extend(
-                        (mass * prob[rank], start, end, mass, s) for start, end, mass in
-                        merge_spans(att[rank], offsets, words, span_words))
+                index = torch.as_tensor(np.asarray(codes[i], dtype=np.int64), device=torch_device)
+                att = out.label_attention[row, index, 1:1 + len(offsets)].float().cpu().numpy()  # (k, n_tokens)
+                prob = torch.sigmoid(out.logits[row, index].float()).cpu().numpy()  # (k,)
+                for rank in range(len(index)):
+                    found[i][rank].append((s, offsets, words, att[rank], float(prob[rank])))
+    return found
+
+
+def spans_from_attention(weights: list[list[list[tuple]]], texts: list[str], n_spans: int = 3,
+                         span_words: int = 8) -> list[list[list[dict]]]:
+    """Evidence spans `[note][rank] -> [{start, end, text, attention, segment}]` from `attention_weights`:
+    each segment's merged spans (`evidence.merge_spans`) ranked by attention mass times the segment's
+    probability for the code, at most `n_spans`, overlapping ones skipped."""
     evidence = []
     for i, text in enumerate(texts):
         per_code = []
-        for rank in range(top_codes.shape[1]):
+        for segments in weights[i]:
+            candidates = [(mass * prob, start, end, mass, s) for s, offsets, words, att, prob in segments
+                          for start, end, mass in merge_spans(att, offsets, words, span_words)]
             chosen: list[dict] = []
-            for _, start, end, mass, s in sorted(candidates.get((i, rank), []), key=lambda c: (-c[0], c[1])):
+            for _, start, end, mass, s in sorted(candidates, key=lambda c: (-c[0], c[1])):
                 if len(chosen) == n_spans:
                     break
                 if any(start < c["end"] and c["start"] < end for c in chosen):
@@ -202,13 +172,22 @@ def attention_evidence(model, tokenizer, texts: list[str], max_len: int, top_cod
     return evidence
 
 
-def segment_evidence(model, tokenizer, texts: list[str], max_len: int, top_codes: np.ndarray, n_spans: int = 3,
-                     batch_size: int = 32, device: str = "auto", progress: bool = True) -> list[list[list[dict]]]:
-    """Hier models: evidence `[note][rank] -> [{start, end, text, attention, segment}]` is the character span of
-    each top code's highest-attention segments (at most `n_spans`; beyond the top one only those above a
-    uniform share), over the note's first `max_len` tokens as the model reads them."""
+def attention_evidence(model, tokenizer, texts: list[str], max_len: int, top_codes: np.ndarray, n_spans: int = 3,
+                       span_words: int = 8, batch_size: int = 32, device: str = "auto",
+                       progress: bool = True) -> list[list[list[dict]]] | None:
+    """Evidence spans `[note][rank] -> [{start, end, text, attention, segment}]` for `top_codes (n_notes, k)`
+    (or one list of code indices per note). None when the model's head has no label attention (the [CLS] head).
+    """
+    weights = attention_weights(model, tokenizer, texts, max_len, top_codes, batch_size, device, progress)
+    return None if weights is None else spans_from_attention(weights, texts, n_spans, span_words)
+
+
+def segment_weights(model, tokenizer, texts: list[str], max_len: int, codes, batch_size: int = 32,
+                    device: str = "auto", progress: bool = True) -> list[list[tuple]]:
+    """Hier models: attention of each note's codes `codes[i]` over its segments, `[note][rank] ->
+    (segment offsets [(n_s, 2), ...], weights (n_segments,))`, over the note's first `max_len` tokens
+    as the model reads them."""
     import torch
-    from tqdm.auto import tqdm
 
     torch_device = runtime.get_device(device)
     model.to(torch_device).eval()
@@ -216,27 +195,83 @@ def segment_evidence(model, tokenizer, texts: list[str], max_len: int, top_codes
     ids = [[segment for segment, _, _ in note] for note in notes]
     batches = length_bucketed_batches(hier_note_lengths(ids), batch_size * max_len, shuffle=False, seed=0,
                                       max_batch_size=batch_size)
-    evidence: list[list[list[dict]]] = [[] for _ in texts]
+    found: list[list[tuple]] = [[] for _ in texts]
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="evidence", disable=not progress, leave=False, mininterval=5):
+        for batch in progress_bar(batches, desc="evidence", disable=not progress, leave=False, mininterval=5):
             input_ids, mask = pad_hier_batch([ids[i] for i in batch], tokenizer.pad_token_id)
             with runtime.autocast(torch_device):
                 out = model(input_ids.to(torch_device), mask.to(torch_device))
             for row, i in enumerate(batch):
-                codes = torch.as_tensor(top_codes[i], device=torch_device)
-                att = out.label_attention[row, codes, :len(ids[i])].float().cpu().numpy()  # (k, n_segments)
-                for weights in att:
-                    order = np.argsort(-weights, kind="stable")[:n_spans]
-                    keep = [s for rank, s in enumerate(order) if rank == 0 or weights[s] > 1 / len(weights)]
-                    spans = []
-                    for s in keep:
-                        offsets = notes[i][s][1]
-                        if len(offsets):  # an empty note's one segment holds no text
-                            start, end = int(offsets[:, 0].min()), int(offsets[:, 1].max())
-                            spans.append({"start": start, "end": end, "text": texts[i][start:end],
-                                          "attention": round(float(weights[s]), 6), "segment": int(s)})
-                    evidence[i].append(spans)
+                if not len(codes[i]):
+                    continue
+                index = torch.as_tensor(np.asarray(codes[i], dtype=np.int64), device=torch_device)
+                att = out.label_attention[row, index, :len(ids[i])].float().cpu().numpy()  # (k, n_segments)
+                found[i] = [([offsets for _, offsets, _ in notes[i]], weights) for weights in att]
+    return found
+
+
+def spans_from_segments(weights: list[list[tuple]], texts: list[str], n_spans: int = 3) -> list[list[list[dict]]]:
+    """Hier evidence `[note][rank] -> [{start, end, text, attention, segment}]` from `segment_weights`: the
+    character span of each code's highest-attention segments (at most `n_spans`; beyond the top one only
+    those above a uniform share)."""
+    evidence: list[list[list[dict]]] = []
+    for i, text in enumerate(texts):
+        per_code = []
+        for seg_offsets, att in weights[i]:
+            order = np.argsort(-att, kind="stable")[:n_spans]
+            keep = [s for rank, s in enumerate(order) if rank == 0 or att[s] > 1 / len(att)]
+            spans = []
+            for s in keep:
+                offsets = seg_offsets[s]
+                if len(offsets):  # an empty note's one segment holds no text
+                    start, end = int(offsets[:, 0].min()), int(offsets[:, 1].max())
+                    spans.append({"start": start, "end": end, "text": text[start:end],
+                                  "attention": round(float(att[s]), 6), "segment": int(s)})
+            per_code.append(spans)
+        evidence.append(per_code)
     return evidence
+
+
+def segment_evidence(model, tokenizer, texts: list[str], max_len: int, top_codes: np.ndarray, n_spans: int = 3,
+                     batch_size: int = 32, device: str = "auto", progress: bool = True) -> list[list[list[dict]]]:
+    """Hier models: evidence `[note][rank] -> [{start, end, text, attention, segment}]` is the character span of
+    each top code's highest-attention segments (`spans_from_segments`)."""
+    weights = segment_weights(model, tokenizer, texts, max_len, top_codes, batch_size, device, progress)
+    return spans_from_segments(weights, texts, n_spans)
+
+
+def code_evidence(model_dir: str | Path, texts: list[str], codes: list[list[str]], n_spans: int = 3,
+                  max_len: int | None = None, batch_size: int = 32, device: str = "auto",
+                  progress: bool = False) -> list[list[dict]] | None:
+    """Evidence of chosen (note, code) pairs by the `predict` code path: `[note][j] -> {offsets (n, 2),
+    scores (n,), spans}` for code `codes[i][j]`, where `offsets`/`scores` are the character spans of the
+    units the model attends (WordPieces, words, CNN windows, hier segments) and the attention the spans
+    were ranked by (`evidence.token_scores`), and `spans` is what `predict` returns for that code.
+    None for models without attention ([CLS] head, logistic regression)."""
+    model_dir = Path(model_dir)
+    if is_neural_baseline(model_dir):
+        return neural_predict.code_evidence(model_dir, texts, codes, n_spans=n_spans, max_len=max_len,
+                                            batch_size=batch_size, device=device, progress=progress)
+    if not (model_dir / "config.json").is_file():
+        return None
+    model, tokenizer = load_model(model_dir)
+    if model.config.icd_head == "cls":
+        return None
+    max_len, _ = resolve_max_len(model_dir, model.config, max_len)
+    index = {c: j for j, c in enumerate(model.config.icd_codes)}
+    chosen = [[index[c] for c in note_codes] for note_codes in codes]
+    if model.config.icd_head == "hier":
+        weights = segment_weights(model, tokenizer, texts, max_len, chosen, batch_size, device, progress)
+        spans = spans_from_segments(weights, texts, n_spans)
+        scored = [[segment_scores(*w) for w in note] for note in weights]
+    else:
+        weights = attention_weights(model, tokenizer, texts, max_len, chosen, batch_size, device, progress)
+        if weights is None:
+            return None
+        spans = spans_from_attention(weights, texts, n_spans)
+        scored = [[token_scores(w) for w in note] for note in weights]
+    return [[{"offsets": o, "scores": sc, "spans": sp} for (o, sc), sp in zip(scored[i], spans[i])]
+            for i in range(len(texts))]
 
 
 def predict(model_dir: str | Path, note_ids: list[str], texts: list[str], top_k: int = 5, n_spans: int = 3,
@@ -245,6 +280,7 @@ def predict(model_dir: str | Path, note_ids: list[str], texts: list[str], top_k:
     probability, evidence?}]}]}` for the notes, from the model folder."""
 
     model_dir = Path(model_dir)
+    check_texts(texts, note_ids)
     if is_neural_baseline(model_dir):  # notebook 05's mha / cnn rows: words, not WordPieces
 
         return neural_predict.predict(model_dir, note_ids, texts, top_k=top_k, n_spans=n_spans, max_len=max_len,
@@ -286,28 +322,26 @@ def to_csv(result: dict) -> str:
     return buffer.getvalue()
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
-    return number
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bertxml_lib.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("notes", help="CSV with columns note_id,text (UTF-8)")
-    parser.add_argument("--model", required=True, help="a fine-tuned model folder, e.g. <out>/models/<row>")
-    parser.add_argument("--top-k", type=_positive, default=5, help="codes per note (default 5)")
-    parser.add_argument("--format", choices=("json", "csv"), default="json")
-    parser.add_argument("--spans", type=_positive, default=3, help="evidence spans per code, attention heads only")
-    parser.add_argument("--max-len", type=_positive, default=None, help="segment length (default: the row's)")
-    parser.add_argument("--batch-size", type=_positive, default=32, help="segments per batch (speed only)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--output", "-o", default=None, help="write here (atomically) instead of stdout")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    """The CLI (`bertxml_lib.predict` runs the same checks before importing this module)."""
+    args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     try:
+        check_request(args)
         note_ids, texts = read_notes(args.notes)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run(args, note_ids, texts)
+
+
+def run(args, note_ids: list[str], texts: list[str]) -> int:
+    """Predict for checked arguments and notes; write JSON or CSV to `--output` or standard output."""
+    if args.quiet:  # transformers' own bars (loading weights) too
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    try:
         result = predict(args.model, note_ids, texts, args.top_k, args.spans, args.max_len, args.batch_size,
                          args.device, progress=not args.quiet)
     except InputError as err:
