@@ -216,3 +216,99 @@ def test_bad_arguments_raise(kwargs):
     args = dict(n_patients=2, n_codes=60, seed=0, batch_patients=10) | kwargs
     with pytest.raises(ValueError):
         next(generate_synthetic(**args))
+
+
+# --- ground truth and context knobs --------------------------------------------------------------------
+
+def _with_truth(n_patients=40, n_codes=120, seed=2, batch=2000, **knobs):
+    parts = list(generate_synthetic(n_patients, n_codes, seed, batch_patients=batch, knobs=knobs or None, with_truth=True))
+    return tuple(pd.concat([p[i] for p in parts], ignore_index=True) for i in range(3))
+
+
+def _phrase_regex(compiled: tuple) -> str:
+    """A compiled phrase ('BP ', (142, 178, 0), ...) as a regex: numbers wherever a range was drawn."""
+    return "".join(re.escape(p) if isinstance(p, str) else r"\d+(?:\.\d+)?" for p in compiled)
+
+
+def test_truth_spans_are_the_phrases_the_generator_chose():
+    from bertxml_lib.data.clinical_catalog import RULE_OUT_TEMPLATES, SIBLING_GROUPS
+    from bertxml_lib.data.synthetic import _build_pool, _compile
+
+    notes, codes, truth = _with_truth(p_typo=0.0, p_author_variant=0.0)
+    pool = _build_pool(120, 2)
+    phrases = {c.code: [_phrase_regex(t) for ts in c.phrases.values() for t in ts]
+               for c, _ in [(c, 0) for table in (pool.chronic, pool.acute) for c in table[0]] + list(pool.conditional)}
+    for group in SIBLING_GROUPS.values():
+        for code, mods in group["modifiers"].items():
+            phrases[(code, "shared")] = [_phrase_regex(_compile(p)) for p in group["shared"]]
+            phrases[(code, "modifier")] = [_phrase_regex(_compile(p)) for p in mods]
+    text = dict(zip(notes["note_id"], notes["text"]))
+    spans = truth[truth["start"] >= 0]
+    assert set(spans["form"]) == {"catalog"} and (spans["end"] > spans["start"]).all()
+    checked = {"phrase": 0, "shared": 0, "modifier": 0, "cue": 0, "mention": 0}
+    for row in spans.itertuples():
+        piece = text[row.note_id][row.start:row.end]
+        assert row.end <= len(text[row.note_id]) and piece == piece.strip()
+        if row.part in ("phrase", "shared", "modifier"):
+            key = row.code if row.part == "phrase" else (row.code, row.part)
+            assert any(re.fullmatch(p, piece, re.IGNORECASE) for p in phrases[key]), (row, piece)
+        elif row.kind == "negated" and row.part == "cue":
+            assert re.search(r"\b(denies|no|negative|ruled out|excluded)\b", piece, re.IGNORECASE), piece
+        elif row.kind == "family_history":
+            assert re.search(r"\b(mother|father|brother|sister|family history)\b", piece, re.IGNORECASE), piece
+        elif row.part == "mention":
+            assert any(re.match(re.escape(t.split("{x}")[0]), piece, re.IGNORECASE)
+                       for t in RULE_OUT_TEMPLATES["suspect"]), piece
+        checked[row.part] += 1
+    assert min(checked.values()) > 0, checked
+    # Rows without a span: every code on a note is evidenced there or listed as coded without evidence.
+    ev = set(zip(spans.loc[spans["kind"] == "evidenced", "note_id"], spans.loc[spans["kind"] == "evidenced", "code"]))
+    coded_no = truth[truth["kind"] == "coded_no_evidence"]
+    assert set(zip(codes["note_id"], codes["code"])) == ev & set(zip(codes["note_id"], codes["code"])) | set(
+        zip(coded_no["note_id"], coded_no["code"]))
+    assert (truth.loc[truth["start"] < 0, "end"] == -1).all()
+
+
+def test_variants_and_typos_change_the_evidence_and_spans_still_slice():
+    notes, _, truth = _with_truth(p_typo=0.5, p_author_variant=1.0)
+    spans = truth[truth["start"] >= 0]
+    text = dict(zip(notes["note_id"], notes["text"]))
+    assert {"variant", "typo", "catalog"} <= set(spans["form"])
+    assert all(0 <= s < e <= len(text[n]) for n, s, e in zip(spans["note_id"], spans["start"], spans["end"]))
+    negated = spans[(spans["kind"] == "negated") & (spans["part"] == "cue")]
+    assert all(re.search(r"\b(denies|no|negative|ruled out|excluded)\b", text[n][s:e], re.IGNORECASE)
+               for n, s, e in zip(negated["note_id"], negated["start"], negated["end"]))
+
+
+def test_truth_is_deterministic_whatever_the_batch_size():
+    a, b = _with_truth(30, 80, 3, 30), _with_truth(30, 80, 3, 7)
+    for x, y in zip(a, b):
+        pd.testing.assert_frame_equal(x, y)
+
+
+def test_sibling_codes_are_exclusive_per_patient(cohort):
+    from bertxml_lib.data.synthetic import SIBLING_OF
+
+    notes, codes, _ = cohort
+    coded = codes.merge(notes[["note_id", "patient_id"]], on="note_id")
+    coded = coded[coded["code"].isin(SIBLING_OF)].assign(group=lambda d: d["code"].map(SIBLING_OF))
+    members = coded.groupby(["patient_id", "group"])["code"].nunique()
+    assert len(members) >= 20 and members.max() == 1
+
+
+def test_knob_defaults_equal_the_base_profile_and_bad_knobs_raise():
+    from bertxml_lib.core import config
+    from bertxml_lib.data.synthetic import Knobs, make_knobs
+
+    base = config.flatten(config.load_profiles_file()["base"])
+    assert Knobs()._asdict() == {k: base[f"data.synthetic.{k}"] for k in Knobs._fields}
+    for bad in (dict(p_typo=1.5), dict(p_negation=-0.1), dict(n_authors=0), dict(p_typo=True), dict(p_nonsense=0.1)):
+        with pytest.raises(ValueError):
+            make_knobs(bad)
+
+
+def test_token_512_offset():
+    from bertxml_lib.data.synthetic import token_512_offset
+
+    assert token_512_offset("a bb  ccc d", words=2) == 6
+    assert token_512_offset("a bb", words=2) == 4

@@ -146,11 +146,11 @@ def make_knobs(knobs: "Knobs | dict | None") -> Knobs:
 #: history sentence, cue included) | mention (a rule-out's early suspicion, its cue later) | "" (no span).
 #: form: catalog | variant (the author's habitual rewrite) | typo | "" (no span).
 TRUTH_COLUMNS = ["note_id", "code", "kind", "part", "form", "start", "end"]
-#: "Token 512" as a whitespace-word proxy: the generator's notes average ~1.35 WordPiece tokens per
-#: whitespace word with a BERT vocabulary (general bert-base-uncased; measured on the quick cohort), so the
-#: 512th token falls near word 512 / 1.35 ~ 380. Notebook 01's phenomena table and the oracle's
-#: first-512 variant both use `token_512_offset`.
-TOKEN_512_WORDS = 380
+#: "Token 512" as a whitespace-word proxy: the generator's notes average ~1.6 WordPiece tokens per
+#: whitespace word (measured on the quick cohort: 1.63 with the general bert-base-uncased vocabulary, 1.59
+#: with a ci-profile EHR WordPiece), so the 512th token falls near word 512 / 1.63 ~ 315. Notebook 01's
+#: phenomena table and the oracle's first-512 variant both use `token_512_offset`.
+TOKEN_512_WORDS = 315
 _WORD = re.compile(r"\S+")
 
 
