@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bertxml_lib.core import config
-from bertxml_lib.data import fhir, sources
+from bertxml_lib.data import fhir, fhir_read, sources
 from bertxml_lib.data.validation import DataError
 
 ICD10, ICD9, SNOMED = fhir.ICD_SYSTEMS[10], fhir.ICD_SYSTEMS[9], "http://snomed.info/sct"
@@ -202,7 +202,7 @@ def test_entered_in_error_notes_become_erroneous(tmp_path):
 
 
 def test_html_to_text_drops_scripts_and_keeps_blocks():
-    assert fhir.html_to_text("<div>a<br/>b<script>x()</script><table><tr><td>c</td><td>d</td></tr></table></div>") == \
+    assert fhir_read.html_to_text("<div>a<br/>b<script>x()</script><table><tr><td>c</td><td>d</td></tr></table></div>") == \
         "a\nb\ncd"
 
 

@@ -26,242 +26,38 @@ the same text (whitespace collapsed), the DocumentReference (the filed document)
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
 import hashlib
-import json
-import re
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 
-import ijson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bertxml_lib.core.atomic import atomic_path
+from bertxml_lib.data.fhir_read import (
+    USED_TYPES,
+    Where,
+    attachment_text,
+    bundle_resources,
+    canonical,
+    composition_text,
+    concept_name,
+    export_files,
+    ndjson_resources,
+    parse_date,
+    reference,
+)
 from bertxml_lib.data.loaders import DEFAULT_NOTE_TYPE, finish_codes, normalize_code
 from bertxml_lib.data.validation import DataError
 
 ICD_SYSTEMS = {10: "http://hl7.org/fhir/sid/icd-10-cm", 9: "http://hl7.org/fhir/sid/icd-9-cm"}
 LABEL_MODES = ("encounter", "patient_period")
-USED_TYPES = ("DocumentReference", "Composition", "Condition", "Encounter", "Patient")
 NOTE_TYPES = ("DocumentReference", "Composition")
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 NOT_A_DIAGNOSIS = {"entered-in-error", "refuted"}
 #: Note text held in memory before a batch is spilled to the temporary Parquet file.
 SPILL_BYTES = 16 << 20
-_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?)?)?"
-                   r"(?:Z|[+-]\d{2}:\d{2})?$")
-_BLOCK_TAGS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading: every resource of the export with where it was found (file, line or entry index)
-# ---------------------------------------------------------------------------------------------
-
-class _Where:
-    """Where a resource was read, for error messages: file, NDJSON line or Bundle entry index, resource id."""
-
-    def __init__(self, path: Path, line: int | None = None, entry: int | None = None, rid: str = ""):
-        self.path, self.line, self.entry, self.rid = path, line, entry, rid
-
-    def error(self, problem: str, field: str = "") -> DataError:
-        at = f"line {self.line}" if self.line is not None else f"entry {self.entry}" if self.entry is not None else ""
-        parts = [str(self.path)] + [p for p in (at, f"resource {self.rid}" if self.rid else "",
-                                                  f"field {field}" if field else "") if p]
-        return DataError(f"{', '.join(parts)}: {problem}")
-
-
-def _open(path: Path):
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-
-
-def export_files(root: Path) -> list[Path]:
-    """The NDJSON and Bundle files of an export folder (sorted, sub-folders included)."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith((".ndjson", ".ndjson.gz", ".json", ".json.gz")))
-
-
-def _ndjson_resources(path: Path, skipped: Counter) -> Iterator[tuple[dict, _Where]]:
-    """One resource a line. A Bulk Data file holds one resource type: when its first resource is of a type
-    this source does not use and the file is named after that type, the rest is counted, not parsed."""
-    with _open(path) as fh:
-        first, first_type = True, None
-        for n, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            if first_type is not None:
-                skipped[first_type] += 1
-                continue
-            where = _Where(path, line=n)
-            try:
-                resource = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise where.error(f"not JSON ({exc}); expected one FHIR resource (a JSON object) per line") from None
-            rtype = resource.get("resourceType") if isinstance(resource, dict) else None
-            if first and isinstance(rtype, str) and rtype and rtype not in USED_TYPES and path.name.startswith(rtype):
-                first_type = rtype
-                skipped[rtype] += 1
-                continue
-            first = False
-            yield resource, where
-
-
-def _bundle_resources(path: Path) -> Iterator[tuple[dict, _Where]]:
-    """`entry[].resource` of a Bundle, one entry at a time (ijson), with the entry's fullUrl as `_fullUrl`."""
-    index = -1  # the last entry read whole
-    try:
-        with _open(path) as fh:
-            kind = next(ijson.items(fh, "resourceType"), None)
-        if kind != "Bundle":
-            raise _Where(path).error(f"resourceType is {kind!r}; expected a FHIR Bundle (a .json file of data.dir "
-                                     "holds one Bundle; Bulk Data files end in .ndjson)", "resourceType")
-        with _open(path) as fh:
-            for index, entry in enumerate(ijson.items(fh, "entry.item", use_float=True)):
-                where = _Where(path, entry=index)
-                resource = entry.get("resource") if isinstance(entry, dict) else None
-                if not isinstance(resource, dict):
-                    raise where.error("expected an object with a 'resource'", "entry.resource")
-                if entry.get("fullUrl"):
-                    resource = {**resource, "_fullUrl": str(entry["fullUrl"])}
-                yield resource, where
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        at = f"after entry {index} (entries counted from 0)" if index >= 0 else "before the first complete entry"
-        raise DataError(f"{path}: not valid JSON {at} ({exc}); expected a FHIR Bundle (UTF-8 JSON)") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Fields: dates, references, codeable concepts, text
-# ---------------------------------------------------------------------------------------------
-
-def parse_date(value, where: _Where, field: str) -> pd.Timestamp:
-    """A FHIR date/dateTime/instant ('2150', '2150-03', '2150-03-04T10:20:00+01:00') as the local clock
-    time it names (the offset dropped, as every other source keeps local times); missing -> NaT."""
-    if value is None or value == "":
-        return pd.NaT
-    m = _DATE.match(str(value)) if isinstance(value, str) else None
-    if not m:
-        raise where.error(f"unparseable date {value!r}; expected a FHIR dateTime such as 2150-03-04 or "
-                          "2150-03-04T10:20:00Z", field)
-    y, mo, d, hh, mi, ss = m.groups()
-    try:
-        return pd.Timestamp(int(y), int(mo or 1), int(d or 1), int(hh or 0), int(mi or 0), int(ss or 0))
-    except ValueError as exc:
-        raise where.error(f"invalid date {value!r} ({exc})", field) from None
-
-
-def _ref(value, where: _Where, field: str) -> str:
-    """The `reference` string of a Reference ('' when absent)."""
-    if value is None:
-        return ""
-    if not isinstance(value, dict) or not isinstance(value.get("reference", ""), str):
-        raise where.error(f"expected a Reference object with a 'reference' string, got {value!r:.80}", field)
-    return value.get("reference", "").strip()
-
-
-def canonical(ref: str, alias: dict[str, str]) -> str:
-    """'Type/id' for a relative or absolute reference; a Bundle's `urn:uuid:` fullUrl through `alias`."""
-    if ref in alias:
-        return alias[ref]
-    parts = ref.split("/_history/")[0].rstrip("/").split("/")
-    return "/".join(parts[-2:]) if len(parts) >= 2 and not ref.startswith("urn:") else ref
-
-
-def concept_name(concept) -> str:
-    """A CodeableConcept's first coding display, else its code, else its text."""
-    if not isinstance(concept, dict):
-        return ""
-    for coding in concept.get("coding") or []:
-        if isinstance(coding, dict):
-            return str(coding.get("display") or coding.get("code") or "").strip()
-    return str(concept.get("text") or "").strip()
-
-
-class _TextExtractor(HTMLParser):
-    """XHTML/HTML -> plain text: block elements start new lines, script and style are dropped."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        self._skip += tag in ("script", "style")
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag):
-        self._skip -= tag in ("script", "style") and self._skip > 0
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_data(self, data):
-        if not self._skip:
-            self.parts.append(data)
-
-
-def html_to_text(markup: str) -> str:
-    """The visible text of an XHTML narrative, lines trimmed and blank runs collapsed."""
-    parser = _TextExtractor()
-    parser.feed(markup)
-    parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
-    return "\n".join(line for line in lines if line)
-
-
-def attachment_text(content, where: _Where, counts: Counter) -> str:
-    """The text of a DocumentReference: the first text/plain attachment with data, else the first HTML/XHTML
-    one. Attachments with only a `url`, or of other types (PDF, images), are counted and skipped."""
-    if not isinstance(content, list):
-        raise where.error(f"expected a list of content items, got {type(content).__name__}", "content")
-    found: dict[str, str] = {}
-    for i, item in enumerate(content):
-        att = item.get("attachment") if isinstance(item, dict) else None
-        if not isinstance(att, dict):
-            raise where.error("expected an object with an 'attachment'", f"content[{i}].attachment")
-        ctype = str(att.get("contentType") or "text/plain").split(";")[0].strip().lower()
-        if "data" not in att:
-            counts["attachments_url_only" if att.get("url") else "attachments_empty"] += 1
-            continue
-        if ctype != "text/plain" and ctype not in HTML_TYPES:
-            counts["attachments_other_type"] += 1
-            continue
-        try:
-            raw = base64.b64decode(str(att["data"]), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise where.error(f"attachment data is not valid base64 ({exc})", f"content[{i}].attachment.data") from None
-        charset = re.search(r"charset=([\w-]+)", str(att.get("contentType") or ""))
-        try:
-            text = raw.decode(charset.group(1) if charset else "utf-8")
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise where.error(f"attachment text cannot be decoded ({exc}); expected UTF-8 or the contentType's "
-                              "charset", f"content[{i}].attachment.data") from None
-        found.setdefault("plain" if ctype == "text/plain" else "html", text)
-    if "plain" in found:
-        return found["plain"]
-    return html_to_text(found["html"]) if "html" in found else ""
-
-
-def composition_text(resource: dict) -> str:
-    """Title, then each section's title and narrative (nested sections in order); the resource narrative when
-    there are no sections."""
-    lines = [str(resource.get("title") or "").strip()]
-
-    def walk(sections):
-        for s in sections or []:
-            if isinstance(s, dict):
-                lines.append(str(s.get("title") or "").strip())
-                lines.append(html_to_text(str((s.get("text") or {}).get("div") or "")))
-                walk(s.get("section"))
-
-    walk(resource.get("section"))
-    if not resource.get("section"):
-        lines.append(html_to_text(str((resource.get("text") or {}).get("div") or "")))
-    return "\n".join(line for line in lines if line)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +72,7 @@ class _Export:
         self.icd_version = icd_version
         self.notes: dict[str, list] = {k: [] for k in ("note_id", "patient", "note_date", "note_type", "encounter",
                                                        "kind", "digest")}
-        self.where: dict[str, _Where] = {}           # note id -> where it was read (duplicate ids)
+        self.where: dict[str, Where] = {}            # note id -> where it was read (duplicate ids)
         self.conditions: dict[str, tuple] = {}       # key -> (codes, encounter ref, patient ref, onset, abatement)
         self.diagnoses: list[tuple[str, str]] = []   # (encounter key, condition reference)
         self.present: dict[str, set[str]] = {"Encounter": set(), "Patient": set()}
@@ -287,7 +83,7 @@ class _Export:
         self.other_systems: Counter = Counter()
         self._spill, self._texts, self._rows, self._bytes, self._writer = spill_path, [], [], 0, None
 
-    def add(self, resource, where: _Where) -> None:
+    def add(self, resource, where: Where) -> None:
         if not isinstance(resource, dict):
             raise where.error(f"expected a FHIR resource (a JSON object), got {type(resource).__name__}")
         rtype, rid = resource.get("resourceType"), resource.get("id")
@@ -313,11 +109,11 @@ class _Export:
             self.present[rtype].add(key)
             if rtype == "Encounter":
                 for i, dx in enumerate(resource.get("diagnosis") or []):
-                    ref = _ref(dx.get("condition") if isinstance(dx, dict) else dx, where, f"diagnosis[{i}].condition")
+                    ref = reference(dx.get("condition") if isinstance(dx, dict) else dx, where, f"diagnosis[{i}].condition")
                     if ref:
                         self.diagnoses.append((key, ref))
 
-    def _add_note(self, rtype: str, key: str, r: dict, where: _Where) -> None:
+    def _add_note(self, rtype: str, key: str, r: dict, where: Where) -> None:
         if key in self.where:
             first = self.where[key]
             raise where.error(f"{key} occurs twice (first at {first.path}, "
@@ -327,16 +123,16 @@ class _Export:
             text = attachment_text(r.get("content") or [], where, self.counts)
             context = r.get("context") or {}
             encounters = context.get("encounter") if isinstance(context, dict) else None
-            encounter = _ref((encounters or [None])[0] if isinstance(encounters, list) else encounters, where,
+            encounter = reference((encounters or [None])[0] if isinstance(encounters, list) else encounters, where,
                              "context.encounter")
             date = parse_date(r.get("date"), where, "date")
             if pd.isna(date) and isinstance(context, dict):
                 date = parse_date((context.get("period") or {}).get("start"), where, "context.period.start")
         else:
             text = composition_text(r)
-            encounter = _ref(r.get("encounter"), where, "encounter")
+            encounter = reference(r.get("encounter"), where, "encounter")
             date = parse_date(r.get("date"), where, "date")
-        patient = _ref(r.get("subject"), where, "subject")
+        patient = reference(r.get("subject"), where, "subject")
         if not text.strip():
             self.counts["notes_without_text"] += 1
             return
@@ -355,7 +151,7 @@ class _Export:
         if self._bytes >= SPILL_BYTES:
             self.flush()
 
-    def _add_condition(self, key: str, r: dict, where: _Where) -> None:
+    def _add_condition(self, key: str, r: dict, where: Where) -> None:
         status = {c.get("code") for c in ((r.get("verificationStatus") or {}).get("coding") or []) if isinstance(c, dict)}
         if status & NOT_A_DIAGNOSIS:  # kept without codes, so Encounter.diagnosis references to it still resolve
             self.counts["conditions_refuted_or_in_error"] += 1
@@ -374,8 +170,8 @@ class _Export:
         onset = parse_date(r.get("onsetDateTime") or (r.get("onsetPeriod") or {}).get("start"), where, "onset")
         abatement = parse_date(r.get("abatementDateTime") or (r.get("abatementPeriod") or {}).get("end"), where,
                                "abatement")
-        self.conditions[key] = (tuple(codes), _ref(r.get("encounter"), where, "encounter"),
-                                _ref(r.get("subject"), where, "subject"), onset, abatement)
+        self.conditions[key] = (tuple(codes), reference(r.get("encounter"), where, "encounter"),
+                                reference(r.get("subject"), where, "subject"), onset, abatement)
 
     def flush(self) -> None:
         if not self._texts:
@@ -515,7 +311,7 @@ def load_fhir(data_dir: str | Path, icd_version: int = 10, labels: str = "encoun
         export = _Export(Path(tmp) / "texts.parquet", icd_version)
         try:
             for path in files:
-                reader = _ndjson_resources(path, export.ignored) if ".ndjson" in path.name else _bundle_resources(path)
+                reader = ndjson_resources(path, export.ignored) if ".ndjson" in path.name else bundle_resources(path)
                 for resource, where in reader:
                     export.add(resource, where)
         finally:
