@@ -28,6 +28,11 @@ test: setup
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not e2e" tests
 
+# Headless Chromium for the site check (tests/test_site.py opens every page of a run's site/ and saves
+# screenshots under site/screenshots/): Debian's `chromium` package, installed as root; without it those tests skip.
+browser:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 # Refresh the README's results section and committed figures from the quick profile's run.
 figures: run
 	$(BIN)/python -m bertxml_lib.reporting.readme_results results/quick

@@ -8,8 +8,28 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bertxml_lib.core.atomic import atomic_path
+from bertxml_lib.core.rows import parse_row
 
 DPI = 110
+
+#: One colour per Table 2 row family, used by every figure that draws rows (Figure 2, frequency bins, the
+#: site's forest plot), so a model keeps its colour across figures. Okabe-Ito hues first (colour-blind safe);
+#: the floor and ceiling rows are grey and black.
+FAMILY_COLOURS = {
+    "logreg": "#E69F00", "mha": "#D55E00", "cnn": "#CC79A7", "offshelf": "#56B4E9", "clinical": "#0072B2",
+    "cls": "#009E73", "xml": "#6A3D9A", "lan": "#B15928", "hier": "#8E8E00", "prior": "#8C8C8C", "oracle": "#000000",
+}
+OTHER_COLOUR = "#444444"
+
+
+def family_colour(family: str) -> str:
+    return FAMILY_COLOURS.get(family, OTHER_COLOUR)
+
+
+def row_colour(row: str) -> str:
+    """The colour of a Table 2 row (`ehr_tiny_xml_1024`, `logreg_512`, `prior`, ...): its family's."""
+    parsed = parse_row(str(row))
+    return family_colour(parsed.family if parsed else "")
 
 
 def new_figure(width_in: float, height_in: float, dpi: int = DPI) -> Figure:
