@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
+from conftest import REPO
 
 from bertxml_lib.core import config
 from bertxml_lib.data import fhir, fhir_read, sources
@@ -327,3 +330,14 @@ def test_bad_input_writes_nothing(tmp_path):
     with pytest.raises(DataError):
         sources.load_source("fhir", out, seed=0, n_patients=0, n_codes=0, data_dir=str(root), stream=True)
     assert not (out / "raw").exists() or not any((out / "raw").iterdir())
+
+
+def test_run_all_exits_2_on_a_bad_export_naming_file_and_line(tmp_path):
+    root = ndjson_with(tmp_path / "data", json.dumps(doc("d9", "p1", "e1", [{"data": "@@"}])))
+    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "ci", "--out", str(tmp_path / "o"), "--only", "01",
+                           "--no-site", "--set", "data.source=fhir", f"data.dir={root}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "DataError" in proc.stderr and "DocumentReference.ndjson, line 6, resource DocumentReference/d9" in proc.stderr
+    assert not (tmp_path / "o" / "raw" / "fhir_notes.parquet").exists() and not (tmp_path / "o" / "raw" / "source.json").exists()
+
