@@ -32,6 +32,17 @@ def row_colour(row: str) -> str:
     return family_colour(parsed.family if parsed else "")
 
 
+def row_styles(rows) -> dict[str, dict]:
+    """Line styles for rows drawn together: the family's colour; a second, third ... row of one family gets a
+    dashed, dotted ... line so rows of one family stay apart."""
+    dashes, seen, out = ("-", "--", ":", "-."), {}, {}
+    for row in rows:
+        colour = row_colour(row)
+        out[row] = {"color": colour, "linestyle": dashes[seen.get(colour, 0) % len(dashes)]}
+        seen[colour] = seen.get(colour, 0) + 1
+    return out
+
+
 def new_figure(width_in: float, height_in: float, dpi: int = DPI) -> Figure:
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(fig)

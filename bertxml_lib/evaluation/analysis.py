@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bertxml_lib.core.atomic import read_json, write_csv, write_json
-from bertxml_lib.core.figures import new_figure, save_figure
+from bertxml_lib.core.figures import new_figure, row_colour, row_styles, save_figure
 from bertxml_lib.core.paths import RunPaths
 from bertxml_lib.core.rows import parse_row
 from bertxml_lib.data import icd
@@ -156,23 +156,32 @@ def count_high_auc(per_code_auc: np.ndarray, threshold: float = 0.98) -> tuple[i
 
 
 def auc_distribution_figure(per_code_auc: dict[str, np.ndarray], path: str | Path, high_auc: float = 0.98):
-    """Figure 2: histogram of per-code test AUC for each given row, with the `high_auc` line; PNG at `path`."""
+    """Figure 2: per-code test AUC, one small panel per given row (a histogram in the row family's colour,
+    shared axes, the `high_auc` line, median and codes >= `high_auc` in the panel title); PNG at `path`."""
 
     if not per_code_auc:
         raise ValueError("auc_distribution_figure needs at least one row of per-code AUCs")
     values = {row: np.asarray(a, dtype=float)[~np.isnan(np.asarray(a, dtype=float))] for row, a in per_code_auc.items()}
     lowest = min((v.min() for v in values.values() if len(v)), default=0.5)
     bins = np.linspace(min(0.5, np.floor(lowest * 20) / 20), 1.0, 41)
-    fig = new_figure(8, 4.5, dpi=120)
-    ax = fig.subplots()
-    for row, v in values.items():
+    cols = min(4, len(values))
+    rows = -(-len(values) // cols)
+    fig = new_figure(3.0 * cols + 0.4, 2.3 * rows + 0.9, dpi=110)  # at most 1,364 px wide
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    for ax, (row, v) in zip(axes, values.items()):
         n_high, n = count_high_auc(v, high_auc)
-        ax.hist(v, bins=bins, histtype="step", linewidth=2,
-                label=f"{row}: median {np.median(v) if n else np.nan:.3f}, {n_high}/{n} codes ≥ {high_auc:g}")
-    ax.axvline(high_auc, color="k", linestyle="--", linewidth=1)
-    ax.set(xlabel="test AUC of one ICD code", ylabel="codes",
-           title="Figure 2 (paper 4.4): distribution of per-code AUC across ICD codes")
-    ax.legend(loc="upper left", fontsize=8)
+        ax.hist(v, bins=bins, color=row_colour(row), alpha=0.85)
+        ax.axvline(high_auc, color="k", linestyle="--", linewidth=1)
+        ax.set_title(f"{row}\nmedian {np.median(v) if n else np.nan:.3f}, {n_high}/{n} codes ≥ {high_auc:g}",
+                     fontsize=8.5, color=row_colour(row))
+    for ax in axes[len(values):]:
+        ax.set_visible(False)
+    for ax in axes[(rows - 1) * cols:]:
+        ax.set_xlabel("test AUC of one ICD code", fontsize=8.5)
+    for ax in axes[::cols]:
+        ax.set_ylabel("codes", fontsize=8.5)
+    fig.suptitle(f"Figure 2 (paper 4.4): per-code AUC across ICD codes, one panel per model (dashed: AUC {high_auc:g})",
+                 fontsize=10.5)
     fig.tight_layout()
     save_figure(fig, path)
     return fig
@@ -278,8 +287,9 @@ def frequency_bins_figure(bins_df: pd.DataFrame, path: str | Path):
     fig = new_figure(10, 4.2, dpi=120)
     axes = fig.subplots(1, 2)
     for ax, metric, name in zip(axes, ("macro_auc", "macro_f1"), ("macro AUC", "macro F1 (dev-tuned threshold)")):
+        styles = row_styles(bins_df["model"].unique())
         for row, g in bins_df.groupby("model", sort=False):
-            ax.plot(g["bin"], g[metric], marker="o", label=row)
+            ax.plot(g["bin"], g[metric], marker="o", label=row, **styles[row])
         ax.set_xticks(range(len(labels)), labels)
         ax.set(xlabel="training notes per code (quantile bins)", ylabel=name, title=name)
     axes[0].legend(fontsize=7, loc="lower right")
