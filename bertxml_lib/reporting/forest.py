@@ -51,7 +51,7 @@ def forest_figure(table2: pd.DataFrame, png_path: str | Path, svg_path: str | Pa
                 ax.axvline(r[metric], color=colour, linestyle=":", linewidth=1)
             ax.annotate(f"{r[metric]:.3f}", (r[metric], yi), xytext=(0, 5), textcoords="offset points",
                         ha="center", fontsize=7, color=colour)
-        ax.set_xlim(left, 1.0)
+        ax.set_xlim(left, 1.015)
         ax.set_xlabel(f"test {name} (dot) and 95% interval (bar)")
         ax.set_title(name, fontsize=11)
         ax.grid(axis="x", color="#e5e5e5")
