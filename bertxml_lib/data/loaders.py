@@ -215,3 +215,44 @@ def load_codiesp(data_dir: str | Path, language: str = "en") -> tuple[pd.DataFra
     })
     codes = finish_codes(pd.concat(code_parts, ignore_index=True))
     return notes, codes, {"notes": len(notes), **info, "language": language, "files": [str(root)]}
+
+
+# ---------------------------------------------------------------------------------------------
+# data.evidence: annotated evidence spans of a real source (CodiEsp-X format), for notebook 09
+# ---------------------------------------------------------------------------------------------
+
+EVIDENCE_WHAT = ("an evidence table with columns note_id, code, spans (character offsets 'start end' into the "
+                 "note text, half-open; several pairs separated by ';')")
+#: The ground-truth interface notebook 09 scores against (the synthetic generator's `TRUTH_COLUMNS`).
+EVIDENCE_COLUMNS = ["note_id", "code", "kind", "part", "form", "start", "end"]
+
+
+def load_evidence_table(path: str | Path, notes: pd.DataFrame, icd_version: int = 10) -> pd.DataFrame:
+    """`data.evidence` as ground truth rows `EVIDENCE_COLUMNS` (kind `evidenced`, one row per span piece)
+    checked against `notes` (note_id, text — the texts the offsets index, as the cohort keeps them).
+
+    Codes are normalised like the codes table; rows of notes not in `notes` are dropped (another split or
+    a note the cohort filtered out); empty pieces (start == end, three in CodiEsp-X) hold no text and are
+    skipped; a span outside its note's text, or with start > end, is a DataError naming the data row."""
+    path = Path(path)
+    df = read_csv_table(path, ("note_id", "code", "spans"), what=EVIDENCE_WHAT)
+    require_nonempty(df, "note_id", path)
+    df = normalize_codes(df, icd_version, path)
+    length = dict(zip(notes["note_id"].astype(str), notes["text"].str.len()))
+    rows = []
+    for row, (note_id, code, spans) in enumerate(zip(df["note_id"], df["code"], df["spans"]), start=1):
+        if note_id not in length:
+            continue
+        for piece in filter(None, (p.strip() for p in str(spans).split(";"))):
+            parts = piece.split()
+            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                raise DataError(f"{path}: column 'spans', data row {row}: {piece!r} is not 'start end' "
+                                f"(two non-negative integers)")
+            start, end = int(parts[0]), int(parts[1])
+            if not start <= end <= length[note_id]:
+                raise DataError(f"{path}: column 'spans', data row {row}: span {start}-{end} of note {note_id!r} "
+                                f"is not inside its text of {length[note_id]} characters (need start <= end <= length)")
+            if start == end:
+                continue
+            rows.append((note_id, code, "evidenced", "phrase", "annotated", start, end))
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS).astype({"start": "int64", "end": "int64"})
