@@ -229,3 +229,15 @@ def test_ci_site_in_chromium(ci_run):
     assert (out / "site" / "screenshots" / "index.png").exists()
     first_screen = index.read_text().split('id="claims"')[0]
     assert "What reproduced" in first_screen and "table2_forest.png" in first_screen
+
+
+def test_site_of_a_run_before_notebook_06(run_dir):
+    """A partial run (no Table 2, no claims yet) still gets an index whose every link resolves."""
+    for name in ("table2.csv", "paper_vs_reproduced.csv"):
+        (run_dir / "tables" / name).unlink()
+    (run_dir / "metrics" / "timings" / "analysis.json").unlink()
+    index = site.render_site(run_dir, [run_dir / "notebooks" / "06_per_icd_auc.ipynb"], "partial")
+    text = index.read_text()
+    assert "No paper claims were checked." in text and "has not run" in text and 'href="#claims"' not in text
+    assert not (index.parent / "figures" / "table2_forest.png").exists()
+    _site_links_resolve(index)

@@ -48,6 +48,9 @@ ORIGIN = (("cohort", "01"), ("label_set", "01"), ("oov", "02"), ("token_lengths"
 DETAIL_GROUPS = (("Training histories", ("finetune_history", "baselines_dev_auc")), ("Pretraining", ("pretrain_loss",)),
                  ("Frequency bins and per-code tables", ("frequency_bins", "table4", "confused", "table3")))
 MAX_TABLE_ROWS = 300
+#: Columns of a table shown on the index page (its own page shows all).
+INDEX_COLUMNS = {"oov_summary.csv": ["tokenizer", "vocab_size", "notes", "oov_words_per_note", "split_words_per_note",
+                                     "tokens_per_note"]}
 
 CSS = """body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1320px;margin:0 auto;padding:12px 24px;
 color:#222;line-height:1.4}h1{font-size:24px;margin:6px 0}h2{font-size:19px;margin:26px 0 8px;border-bottom:1px solid #ddd}
@@ -62,7 +65,7 @@ background:#f6f7f9;padding:8px 12px;border-radius:6px}.facts b{color:#555;font-w
 td,th{padding:3px 8px;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top;max-width:420px}
 th{background:#f6f7f9;position:sticky;top:0}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.ref td{color:#555;font-style:italic}tr.na td{color:#888}figure{margin:8px 0}img{max-width:100%;height:auto}
-figcaption,.src{font-size:12px;color:#555}.pair{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,1fr);gap:18px}
+figcaption,.src{font-size:12px;color:#555}.pair{display:grid;grid-template-columns:minmax(0,1fr) 300px;gap:18px;align-items:start}
 .paper{background:#fbf8ef;border-left:3px solid #d8c38a;padding:6px 10px;font-size:13px}details{margin:6px 0}
 summary{cursor:pointer;font-weight:600}nav{font-size:13px;margin:4px 0 10px}"""
 
@@ -185,8 +188,10 @@ def _paper_sections(paths: RunPaths, stems: list[str], figures: list[str]) -> st
             lines = ([f"{facts['oov_words_per_note']['general']} OOV words per note with the open-source BERT "
                       f"vocabulary, {facts['oov_words_per_note']['ehr']} with the EHR vocabulary."]
                      if name.startswith("oov") else ["The paper's numbers are the <code>paper</code> column."])
+            shown = _csv_display(paths.table(name))[0]
+            shown = shown[[c for c in shown.columns if c in INDEX_COLUMNS.get(name, shown.columns)]]
             out.append(f'<h3>{html.escape(TABLE_TITLES[name])}</h3><div class="pair"><div>'
-                       f'{html_table(_csv_display(paths.table(name))[0])}{_table_source(name, stems)}</div>'
+                       f'{html_table(shown)}{_table_source(name, stems)}</div>'
                        + _paper_box(box, lines) + "</div>")
     return "".join(out)
 
@@ -225,8 +230,10 @@ def index_page(paths: RunPaths, title: str, stems: list[str], tables: list[str],
     body = [f"<h1>{html.escape(title)}</h1><p class=sub>Reproduction of BERT-XML (Zhang, Liu, Razavian 2020) — "
             f"{html.escape(f.date)}. Details one click away: <a href=#details>notebooks and tables</a>.</p>"
             f'<div class="facts">{facts}</div>',
-            f"<h2>What reproduced</h2><p><b>{html.escape(fnd.summary_sentence(f))}</b> Verdicts are computed from "
-            f'the numbers (<a href="#claims">claims table</a>).</p><div class="glance">{glance}</div>']
+            f"<h2>What reproduced</h2><p><b>{html.escape(fnd.summary_sentence(f))}</b> "
+            + ('Verdicts are computed from the numbers (<a href="#claims">claims table</a>).' if len(claims) else
+               "Notebook 06 (Table 2 and the claims) has not run in this folder yet.")
+            + f'</p><div class="glance">{glance}</div>']
     if len(f.table2):
         used = {"table2_forest.png"}
         body.append("<h2>Table 2</h2>" + _figure("table2_forest.png", figures + stems,
