@@ -56,7 +56,7 @@ CSS = """body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-widt
 color:#222;line-height:1.4}h1{font-size:24px;margin:6px 0}h2{font-size:19px;margin:26px 0 8px;border-bottom:1px solid #ddd}
 h3{font-size:15px;margin:16px 0 6px}a{color:#0b5cad}.sub{color:#555;margin:0 0 8px}
 .facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:2px 18px;font-size:13px;
-background:#f6f7f9;padding:8px 12px;border-radius:6px}.facts b{color:#555;font-weight:600}
+background:#f6f7f9;padding:8px 12px;border-radius:6px}.facts b a{color:#555;font-weight:600}
 .glance{display:grid;grid-template-columns:1fr 1fr;gap:2px 24px;font-size:13px;margin:8px 0}
 .glance div{display:flex;gap:8px;align-items:baseline}.v{border-radius:3px;padding:0 6px;font-size:12px;white-space:nowrap}
 .v-holds{background:#d9f2e1;color:#0d6b2e}.v-contradicted,.v-does-not-hold{background:#fbdcdc;color:#9b1c1c}
@@ -223,7 +223,11 @@ def _details(paths: RunPaths, stems: list[str], tables: list[str], figures: list
 
 def index_page(paths: RunPaths, title: str, stems: list[str], tables: list[str], figures: list[str]) -> str:
     f = fnd.load_findings(paths.root)
-    facts = "".join(f"<div><b>{html.escape(k)}</b> {html.escape(v)}</div>" for k, v in f.facts)
+    label_nb = origin_notebook("label_set", stems)
+    sources = {"cohort": "tables/cohort_stats.html" if "cohort_stats.csv" in tables else "",
+               "label set": f"notebooks/{label_nb}.html" if label_nb else ""}
+    facts = "".join(f'<div><b><a href="{sources.get(k) or "run_manifest.json"}">{html.escape(k)}</a></b> '
+                    f"{html.escape(v)}</div>" for k, v in f.facts)
     claims = fnd.claims_display(f)
     glance = "".join(f'<div>{verdict_chip(v)}<span>{html.escape(c)}</span></div>'
                      for c, v in zip(claims.get("claim", []), claims.get("verdict", [])))
@@ -279,6 +283,7 @@ def render_site(out_dir: str | Path, notebooks: list[Path], title: str) -> Path:
         for nb in notebooks:
             body, _ = exporter.from_filename(str(nb))
             (tmp / "notebooks" / f"{nb.stem}.html").write_text(body)
+        shutil.copy2(paths.manifest, tmp / "run_manifest.json")  # the facts of the index link to it
         for fig in sorted(paths.figures_dir.glob("*")) if paths.figures_dir.exists() else []:
             shutil.copy2(fig, tmp / "figures" / fig.name)
         tables = sorted(p.name for p in paths.tables_dir.glob("*")) if paths.tables_dir.exists() else []
