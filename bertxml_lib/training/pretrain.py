@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
 from bertxml_lib.core.atomic import atomic_path, write_json
+from bertxml_lib.core.progress import progress_bar, quiet_load
 from bertxml_lib.core.runtime import autocast, seed_everything
 from bertxml_lib.models.encoders import make_bert_config
 from bertxml_lib.models.modeling import extend_position_embeddings
@@ -203,7 +203,7 @@ def pretrain_mlm(tokenizer, train_texts: list[str], dev_texts: list[str], cfg: P
     else:
         curve = [{"step": 0, "epoch": 0, "split": "dev", "loss": mlm_loss(
             model, tokenizer, dev_segments, cfg.batch_tokens, device, cfg.seed, cfg.mask_prob, ctx)}]
-    bar = tqdm(total=total_steps, initial=step, desc=f"MLM pretraining ({cfg.encoder})",
+    bar = progress_bar(total=total_steps, initial=step, desc=f"MLM pretraining ({cfg.encoder})",
                disable=not (progress and ctx.is_main), mininterval=5)
     model.train()
     for epoch in range(epoch0, cfg.epochs + 1):
@@ -260,7 +260,8 @@ def continue_pretraining(train_texts: list[str], dev_texts: list[str], cfg: Pret
     model_dir = Path(model_dir or offshelf_model_dir())
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.model_max_length = new_max
-    encoder = BertModel.from_pretrained(model_dir, add_pooling_layer=False, attn_implementation="sdpa")
+    encoder = quiet_load(BertModel.from_pretrained, model_dir, add_pooling_layer=False, attn_implementation="sdpa",
+                         expected_unused=("cls.", "pooler."))
     extend_position_embeddings(encoder, new_max, seed=cfg.seed)
     config = encoder.config
     if cfg.dropout is not None:
