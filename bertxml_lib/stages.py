@@ -209,6 +209,7 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
                                cache_dir=paths.token_cache_dir)
     infer_seconds = time.perf_counter() - started
 
+    model.config.icd_max_len = int(max_len)  # the segment length travels with the model (predict reads it)
     with atomic_path(paths.model_dir(row)) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
