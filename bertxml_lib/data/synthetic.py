@@ -151,16 +151,13 @@ TRUTH_COLUMNS = ["note_id", "code", "kind", "part", "form", "start", "end"]
 #: with a ci-profile EHR WordPiece), so the 512th token falls near word 512 / 1.63 ~ 315. Notebook 01's
 #: phenomena table and the oracle's first-512 variant both use `token_512_offset`.
 TOKEN_512_WORDS = 315
-_WORD = re.compile(r"\S+")
 
 
 def token_512_offset(text: str, words: int = TOKEN_512_WORDS) -> int:
     """Character offset where whitespace word number `words` (0-based) starts: spans starting at or
     after it lie past the 512-token proxy (len(text) when the note is shorter)."""
-    for i, m in enumerate(_WORD.finditer(text)):
-        if i == words:
-            return m.start()
-    return len(text)
+    rest = text.split(None, words)      # the last piece starts at word `words` when the text has more
+    return len(text) - len(rest[-1]) if len(rest) > words else len(text)
 
 
 def load_truth(out_dir: str | Path) -> pd.DataFrame:

@@ -51,7 +51,8 @@ def note_views(truth: pd.DataFrame, texts: pd.Series, variant: str = "oracle") -
     note_id (used by `first_512` only)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown oracle variant {variant!r}; expected one of {VARIANTS}")
-    spans = truth[(truth["start"] >= 0) & truth["kind"].isin(_TEXT_KINDS) & truth["note_id"].isin(texts.index)]
+    texts = dict(zip(texts.index.tolist(), texts.tolist()))   # plain str lookups (Arrow-backed Series are slow)
+    spans = truth[(truth["start"] >= 0) & truth["kind"].isin(_TEXT_KINDS) & truth["note_id"].isin(list(texts))]
     spans = spans[["note_id", "code", "kind", "part", "start"]].copy()
     cut_away = pd.Series(False, index=spans.index)
     if variant == "first_512":
