@@ -50,7 +50,8 @@ def new_figure(width_in: float, height_in: float, dpi: int = DPI) -> Figure:
 
 
 def save_figure(fig: Figure, png_path: str | Path) -> Path:
-    """Write `fig` as a PNG, write-then-rename; returns the path."""
+    """Write `fig` as a PNG, write-then-rename; returns the path. The canvas grows to hold every title, label
+    and legend (`bbox_inches="tight"`), so no text is cut at an edge."""
     with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.08)
     return Path(png_path)
