@@ -226,7 +226,8 @@ def test_ci_site_in_chromium(ci_run):
     _assert_clean(reports)
     pages = {r.path for r in reports}
     assert "index.html" in pages and len([p for p in pages if p.startswith("notebooks/")]) == 19
-    assert (out / "site" / "screenshots" / "index.png").exists()
+    assert (out / "site" / "screenshots" / "index.png").exists() and (out / "site" / "screenshots" / "report.json").exists()
+    print(f"screenshots of {len(reports)} pages: {out / 'site' / 'screenshots'}")
     first_screen = index.read_text().split('id="claims"')[0]
     assert "What reproduced" in first_screen and "table2_forest.png" in first_screen
 

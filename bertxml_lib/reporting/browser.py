@@ -179,7 +179,7 @@ def check_site(index: str | Path, screenshots: str | Path | None = None, width: 
     A link is broken when it points into the site folder at a file that does not exist, or at an anchor the page
     lacks; links leaving the site folder are reported too (the site must stand alone). Pages are checked at
     `width` x `height`; a page is too wide when it scrolls sideways. Screenshots go to `screenshots` (one PNG per
-    page, named after its path)."""
+    page, named after its path, and `report.json` listing every page with its problems)."""
     index = Path(index).resolve()
     root, executable = index.parent, executable or find_chromium()
     if not executable:
@@ -215,6 +215,9 @@ def check_site(index: str | Path, screenshots: str | Path | None = None, width: 
                 shot = Path(screenshots) / (rel.replace("/", "__").rsplit(".", 1)[0] + ".png")
                 browser.screenshot(shot, probe["height"])
                 report.screenshot = str(shot)
+    if screenshots:
+        (Path(screenshots) / "report.json").write_text(json.dumps(
+            {"index": str(index), "window": [width, height], "pages": [vars(r) for r in reports]}, indent=1))
     return reports
 
 
