@@ -26,13 +26,14 @@ WORDS = ("patient reports chest pain and shortness of breath with a history of h
 NOTES = [
     ("n1", "Patient reports chest pain; history of hypertension."),
     ("n2", " ".join(WORDS * 3) + ", \"quoted\" café"),  # several segments at max_len 16
-    ("n3", ""),  # an empty note still gets a prediction
+    ("n3", "reflux"),  # a one-word note
 ]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A run folder with a tiny tokenizer, one saved model per head (max_len 16 in the name) and a label set."""
+    """A run folder with a tiny tokenizer, one saved model per head (max_len 16 in its config, as notebook 04
+    saves it) and a label set."""
     root = tmp_path_factory.mktemp("run")
     rng = np.random.default_rng(0)
     sentences = [" ".join(rng.choice(WORDS, 12)) for _ in range(60)]
@@ -41,7 +42,7 @@ def run_dir(tmp_path_factory):
         config = transformers.BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
                                          num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
                                          pad_token_id=tok.pad_token_id)
-        config.icd_head, config.icd_codes = head, CODES
+        config.icd_head, config.icd_codes, config.icd_max_len = head, CODES, 16
         torch.manual_seed(0)
         folder = root / "models" / f"ehr_tiny_{head}_16"
         BertForIcdCoding(config).save_pretrained(folder)
@@ -72,7 +73,7 @@ def test_cli_xml_json_gives_top_codes_and_evidence_spans(run_dir):
     assert done.returncode == 0, done.stderr
     assert "predict" in done.stderr  # the progress bar goes to stderr, the result alone to stdout
     out = json.loads(done.stdout)
-    assert (out["head"], out["max_len"], out["max_len_source"]) == ("xml", 16, "the folder name")
+    assert (out["head"], out["max_len"], out["max_len_source"]) == ("xml", 16, "config.icd_max_len")
     probs = expected_probs(folder)
     assert [n["note_id"] for n in out["notes"]] == ["n1", "n2", "n3"]
     for (note_id, text), note, p in zip(NOTES, out["notes"], probs):
@@ -91,11 +92,12 @@ def test_cli_xml_json_gives_top_codes_and_evidence_spans(run_dir):
 
 
 def test_cli_cls_csv_outside_a_run_folder(run_dir, tmp_path):
-    # A copied model folder: max_len from --max-len, descriptions from icd.describe (no label set beside it).
+    # A copied model folder: descriptions from icd.describe (no label set beside it).
     folder = tmp_path / "elsewhere"
     shutil.copytree(run_dir / "models" / "ehr_tiny_cls_16", folder)
     done = cli("--model", folder, "--max-len", 16, "--format", "csv", "--quiet", run_dir / "notes.csv")
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # --quiet: no progress bar (ours or transformers'), no library messages
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert [(r["note_id"], r["rank"]) for r in rows] == [(n, str(k)) for n, _ in NOTES for k in (1, 2, 3)]
     probs = expected_probs(folder)
@@ -165,14 +167,71 @@ def test_bad_model_folders_exit_2(run_dir, tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
-def test_max_len_comes_from_the_run_metrics_record(run_dir, tmp_path):
-    config = transformers.BertConfig(max_position_embeddings=64)
-    folder = tmp_path / "out" / "models" / "offshelf_row"
+def test_max_len_comes_from_the_models_config_then_the_run_record_never_the_folder_name(run_dir, tmp_path):
+    config = transformers.BertConfig(max_position_embeddings=1024)
+    folder = tmp_path / "out" / "models" / "ehr_tiny_xml_512"  # a name that says 512: not a source
     folder.mkdir(parents=True)
-    assert predict.resolve_max_len(folder, config, None) == (64, "max_position_embeddings")
-    write_json(tmp_path / "out" / "metrics" / "offshelf_row.json", {"max_len": 32})
+    with pytest.raises(predict.InputError, match="records no icd_max_len.*pass --max-len"):
+        predict.resolve_max_len(folder, config, None)  # never the 1024 positions, never the name
+    write_json(tmp_path / "out" / "metrics" / "ehr_tiny_xml_512.json", {"max_len": 32})
     assert predict.resolve_max_len(folder, config, None)[0] == 32
+    config.icd_max_len = 48
+    assert predict.resolve_max_len(folder, config, None) == (48, "config.icd_max_len")
     assert predict.resolve_max_len(folder, config, 20) == (20, "--max-len")
+
+
+def test_a_model_folder_copied_under_another_name_keeps_its_max_len(run_dir, tmp_path):
+    """A folder renamed `my_coder_1024` once fell back to max_len 1024 (its name, else its positions)."""
+    folder = tmp_path / "my_coder_1024"
+    shutil.copytree(run_dir / "models" / "ehr_tiny_xml_16", folder)
+    done = cli("--model", folder, "--top-k", 1, "--quiet", run_dir / "notes.csv")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["head"], out["max_len"], out["max_len_source"]) == ("xml", 16, "config.icd_max_len")
+    probs = expected_probs(folder)
+    assert [n["codes"][0]["probability"] for n in out["notes"]] == pytest.approx(probs.max(1), abs=1e-6)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_a_note_without_text_is_an_error_naming_its_row(run_dir, tmp_path, capsys, text):
+    notes = tmp_path / "notes.csv"
+    with open(notes, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("note_id", "text"), ("a", "chest pain"), ("b", text)])
+    assert predict.main(["--model", str(run_dir / "models" / "ehr_tiny_xml_16"), str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert "column 'text' is empty or whitespace on data row(s) [2] (note_id ['b'])" in err
+    with pytest.raises(predict.InputError, match="note_id \\['b'\\]"):
+        predict.predict(run_dir / "models" / "ehr_tiny_xml_16", ["a", "b"], ["chest pain", text])
+
+
+def test_a_dash_reads_the_notes_from_standard_input(run_dir):
+    data = (run_dir / "notes.csv").read_text(encoding="utf-8")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    done = subprocess.run([sys.executable, "-m", "bertxml_lib.predict", "--model",
+                           str(run_dir / "models" / "ehr_tiny_xml_16"), "--top-k", "2", "--quiet", "-"], input=data,
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    from_file = json.loads(cli("--model", run_dir / "models" / "ehr_tiny_xml_16", "--top-k", 2, "--quiet",
+                               run_dir / "notes.csv").stdout)
+    assert json.loads(done.stdout)["notes"] == from_file["notes"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "/no/such/model", "NOTES"], "/no/such/model: model folder not found"),
+    (["--model", "MODEL", "/no/such/notes.csv"], "/no/such/notes.csv: notes file not found"),
+    (["--model", "PRETRAINED", "NOTES"], "not an ICD coding model"),
+    (["--model", "MODEL", "--output", "/no/such/dir/out.json", "NOTES"], "its folder does not exist"),
+])
+def test_argument_and_path_errors_come_before_torch_and_transformers_load(run_dir, tmp_path, args, message):
+    transformers.BertConfig(vocab_size=10).save_pretrained(tmp_path / "pretrained_tiny")
+    names = {"MODEL": str(run_dir / "models" / "ehr_tiny_xml_16"), "NOTES": str(run_dir / "notes.csv"),
+             "PRETRAINED": str(tmp_path / "pretrained_tiny")}
+    args = [names.get(a, a) for a in args]
+    code = ("import sys\nfrom bertxml_lib import predict\nrc = predict.main(sys.argv[1:])\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\nsys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert done.stdout.strip() == "[]"  # neither was imported
 
 
 # --- evidence logic with a model whose attention is known -------------------------------------
