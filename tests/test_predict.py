@@ -297,3 +297,17 @@ def test_descriptions_follow_the_label_sets_icd_version(tmp_path):
     got = describe_codes(["401.9", "250.00", "not-a-code"], tmp_path / "models" / "row")
     assert got == ["label-set 401.9", "Diabetes mellitus without mention of complication, type II or unspecified "
                    "type, not stated as uncontrolled", "not-a-code"]
+
+
+def test_what_automodel_loads_from_a_row_folder_is_the_encoder_and_the_whole_model_loads_with_its_class(run_dir):
+    """README: AutoModel gives the encoder (head weights left out, pooler new); BertForIcdCoding gives all."""
+    folder = run_dir / "models" / "ehr_tiny_xml_16"
+    saved = BertForIcdCoding.from_pretrained(folder)
+    encoder, info = transformers.AutoModel.from_pretrained(folder, output_loading_info=True)
+    assert type(encoder).__name__ == "BertModel"
+    assert set(info["missing_keys"]) == {"pooler.dense.weight", "pooler.dense.bias"}
+    assert info["unexpected_keys"] and all(k.startswith("head.") for k in info["unexpected_keys"])
+    for name, tensor in saved.bert.state_dict().items():
+        assert torch.equal(tensor, encoder.state_dict()[name]), name
+    assert (saved.config.icd_head, saved.config.icd_codes, saved.config.icd_max_len) == ("xml", CODES, 16)
+    assert transformers.AutoTokenizer.from_pretrained(folder).is_fast
