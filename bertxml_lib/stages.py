@@ -16,12 +16,15 @@ from bertxml_lib.core.rows import CLINICAL, OFFSHELF, OFFSHELF_FT, PRETRAINED_EN
 from bertxml_lib.core.runtime import seed_everything, set_threads
 from bertxml_lib.data.cohort import build_cohort, load_cohort
 from bertxml_lib.data.sources import labels_icd_version, load_source
+from bertxml_lib.data.synthetic import load_truth
 from bertxml_lib.data.validation import DataError
-from bertxml_lib.evaluation import oracle
+from bertxml_lib.evaluation import oracle, scaling
+from bertxml_lib.evaluation.prior import prior_probs
 from bertxml_lib.evaluation.records import record_row
 from bertxml_lib.models import modeling
 from bertxml_lib.models.offshelf import load_offshelf_tokenizer, prepare_offshelf_dir
 from bertxml_lib.reporting.pretraining_report import mlm_example_figure, save_loss_curve
+from bertxml_lib.reporting.scaling_report import scaling_figure
 from bertxml_lib.text.tokenizer import oov_per_note, oov_summary, token_length_quantiles, train_wordpiece
 from bertxml_lib.training import baselines, neural_baselines
 from bertxml_lib.training.finetune import FinetuneConfig, finetune, predict_notes
@@ -159,6 +162,25 @@ def encoder_checkpoint(out_dir: str | Path, encoder: str, *, offshelf_layers: in
     return paths.pretrained_dir(encoder)  # EHR encoders and offshelf_finetuned: written by notebook 03
 
 
+def coding_model(checkpoint: str | Path, variant: str, cohort, *, seed: int, max_len: int,
+                 hier_segment_len: int = 128):
+    """`(BertForIcdCoding, tokenizer)`: the encoder at `checkpoint` with a fresh `variant` head over the cohort's
+    codes, positions extended to `max_len` when it has fewer (paper 4.2.1: new rows random) and, for the XML
+    head, label vectors from the code descriptions (paper 3.3.2)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(checkpoint)
+    model = modeling.from_pretrained_encoder(checkpoint, head=variant, codes=cohort.codes, seed=seed,
+                                             hier_segment_len=hier_segment_len, max_len=max_len)
+    if max_len > model.config.max_position_embeddings:
+        modeling.extend_position_embeddings(model, max_len, seed=seed)  # paper 4.2.1: rows 512-1023 random
+    tok.model_max_length = max(tok.model_max_length, max_len)
+    if variant == "xml":
+        # Paper 3.3.2: label vectors start at the mean pretrained embedding of each description's tokens.
+        modeling.init_label_vectors(model, tok, [cohort.descriptions[c] for c in cohort.codes])
+    return model, tok
+
+
 def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str, max_len: int, epochs: int,
                    batch_tokens: int, lr: float, head_lr: float, warmup: float, weight_decay: float,
                    eval_batch_size: int, device: str = "auto", threads: int = 0, offshelf_layers: int = 1,
@@ -170,8 +192,6 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
     checkpoint `pretrained_path`; without one the row is recorded as not run). Encoders with fewer
     positions than `max_len` get new random position rows (paper 4.2.1). Pretrained general-domain
     encoders are fine-tuned at `offshelf_lr` instead of the from-scratch encoders' `lr`."""
-    from transformers import AutoTokenizer
-
     set_threads(threads)
     seed_everything(seed)
     paths = RunPaths(out_dir)
@@ -186,15 +206,8 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
     if encoder in PRETRAINED_ENCODERS:
         lr = offshelf_lr
     cohort = load_cohort(out_dir)
-    tok = AutoTokenizer.from_pretrained(checkpoint)
-    model = modeling.from_pretrained_encoder(checkpoint, head=variant, codes=cohort.codes, seed=seed,
-                                             hier_segment_len=hier_segment_len, max_len=max_len)
-    if max_len > model.config.max_position_embeddings:
-        modeling.extend_position_embeddings(model, max_len, seed=seed)  # paper 4.2.1: rows 512-1023 random
-    tok.model_max_length = max(tok.model_max_length, max_len)
-    if variant == "xml":
-        # Paper 3.3.2: label vectors start at the mean pretrained embedding of each description's tokens.
-        modeling.init_label_vectors(model, tok, [cohort.descriptions[c] for c in cohort.codes])
+    model, tok = coding_model(checkpoint, variant, cohort, seed=seed, max_len=max_len,
+                              hier_segment_len=hier_segment_len)
     cfg = FinetuneConfig(epochs=epochs, batch_tokens=batch_tokens, lr=lr, head_lr=head_lr, warmup=warmup,
                          weight_decay=weight_decay, eval_batch_size=eval_batch_size, seed=seed, device=device,
                          max_len=max_len)
@@ -252,3 +265,81 @@ def run_baseline(out_dir: str | Path, *, model: str, seed: int, max_tokens: int,
                                         epochs=cnn_epochs, batch_size=cnn_batch_size, seed=seed, device=device,
                                         threads=threads)
     raise ValueError(f"model must be logreg, mha or cnn, got {model!r}")
+
+
+SCALING_MODELS = ("prior", "oracle", "logreg", "xml", "cls")
+
+
+def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions: Sequence[float],
+                models: Sequence[str], max_len: int, epochs: int, batch_tokens: int, lr: float, head_lr: float,
+                warmup: float, weight_decay: float, eval_batch_size: int, max_tokens: int, C: float,
+                n_bootstrap: int, device: str = "auto", threads: int = 0) -> dict:
+    """Notebook 08: test micro/macro AUC against the number of training patients (nested subsets of the training
+    split; the cohort's label set, dev and test splits at every size), with patient-bootstrap intervals, a
+    fitted curve per model and the BERT-XML / LogReg crossing.
+
+    `models` are `prior` (training frequency), `oracle` (the generator-truth lookup, fitted on the subset;
+    synthetic data only), `logreg` (notebook 05's bag of words) and `xml` / `cls` (notebook 03's `encoder`,
+    pretrained once on the full training split, fine-tuned on each subset at `max_len` for `epochs` epochs,
+    the epoch chosen on dev). Writes `tables/scaling.csv`, `tables/scaling_fit.csv`,
+    `tables/scaling_crossing.csv`, `figures/figure_scaling.png` and wall times in `metrics/timings/`."""
+    unknown = sorted(set(map(str, models)) - set(SCALING_MODELS))
+    if unknown or not models:
+        raise ConfigError(f"scaling.models: {list(models)} must name some of {', '.join(SCALING_MODELS)}")
+    set_threads(threads)
+    paths = RunPaths(out_dir)
+    cohort = load_cohort(out_dir)
+    train, dev, test = cohort.split("train"), cohort.split("dev"), cohort.split("test")
+    y_train, y_dev, y_test = cohort.label_matrix(train), cohort.label_matrix(dev), cohort.label_matrix(test)
+    sizes = scaling.subset_sizes(train["patient_id"].nunique(), train_fractions)
+    subsets = scaling.nested_subsets(train["patient_id"], sizes, seed)
+    models = [m for m in SCALING_MODELS if m in set(map(str, models))]
+    skipped = {}
+    if "oracle" in models and not paths.truth.exists():
+        models.remove("oracle")
+        skipped["oracle"] = "no generator ground truth (real data source)"
+    if "oracle" in models:  # each note's view of each code, computed once; the lookup is refitted per subset
+        views = oracle.note_views(load_truth(out_dir), cohort.notes.set_index("note_id")["text"])
+        train_views, test_views = (oracle.view_matrix(views, df["note_id"].tolist(), cohort.codes) for df in (train, test))
+    cfg = FinetuneConfig(epochs=epochs, batch_tokens=batch_tokens, lr=lr, head_lr=head_lr, warmup=warmup,
+                         weight_decay=weight_decay, eval_batch_size=eval_batch_size, seed=seed, device=device,
+                         max_len=max_len)
+    rows, seconds = [], {}  # wall and process CPU seconds per (model, size): CPU time is what contention leaves
+    for n, patients in subsets.items():
+        keep = train["patient_id"].isin(patients).to_numpy()
+        texts, y = train.loc[keep, "text"].tolist(), y_train[keep]
+        for model in models:
+            started, cpu, extra = time.perf_counter(), time.process_time(), {}
+            if model == "prior":
+                probs = prior_probs(y, len(test))
+            elif model == "oracle":
+                probs = oracle.score(oracle.fit_lookup(train_views[keep], y), test_views)
+            elif model == "logreg":
+                _, probs, info = baselines.bag_of_words_logreg(texts, y, dev["text"].tolist(), test["text"].tolist(),
+                                                               max_tokens=max_tokens, C=C, seed=seed)
+                extra = {"C": info["C"]}
+            else:
+                net, tok = coding_model(paths.pretrained_dir(encoder), model, cohort, seed=seed, max_len=max_len)
+                result = finetune(net, tok, texts, y, dev["text"].tolist(), y_dev, cfg, progress=False,
+                                  cache_dir=paths.token_cache_dir)
+                probs = predict_notes(net, tok, test["text"].tolist(), max_len, eval_batch_size=eval_batch_size,
+                                      batch_tokens=batch_tokens, device=device, progress=False,
+                                      cache_dir=paths.token_cache_dir)
+                extra = {"best_epoch": result["best_epoch"], "dev_micro_auc": result["best_dev_micro_auc"]}
+            seconds[f"{model}_{n}"] = {"wall": round(time.perf_counter() - started, 2),
+                                       "cpu": round(time.process_time() - cpu, 2)}
+            rows.append({"train_fraction": round(n / train["patient_id"].nunique(), 4),
+                         "n_train_patients": n, "n_train_notes": int(keep.sum()), "model": model}
+                        | scaling.auc_with_intervals(y_test, probs, test["patient_id"], n_bootstrap, seed) | extra)
+    table = pd.DataFrame(rows)
+    fits, crossings = scaling.fit_all(table)
+    write_csv(paths.table("scaling.csv"), table)
+    write_csv(paths.table("scaling_fit.csv"), scaling.fits_table(fits))
+    write_csv(paths.table("scaling_crossing.csv"), crossings)
+    write_json(paths.metrics_dir / "timings" / "scaling.json", seconds)  # run-varying: not in tables/
+    png = scaling_figure(table, fits, dict(zip(crossings["metric"], crossings["crossing_train_patients"])),
+                         paths.figure("figure_scaling.png"),
+                         f"Test AUC vs training patients (EHR BERT {encoder} pretrained once on the full training "
+                         f"split, fine-tuned per subset at max length {max_len}; LogReg at {max_tokens} words)")
+    return {"table": table, "fits": scaling.fits_table(fits), "crossings": crossings, "sizes": sizes,
+            "skipped": skipped, "figure": png, "seconds": seconds}

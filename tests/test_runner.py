@@ -33,8 +33,9 @@ def test_plan_has_one_finetune_execution_per_row():
     assert names.index("03_pretraining-offshelf_finetuned") < names.index("04_finetuning-offshelf_finetuned_cls_1024")
     assert ["04_finetuning-ehr_tiny_lan_512", "04_finetuning-ehr_tiny_hier_1024"] == [
         n for n in finetune if "_lan_" in n or "_hier_" in n]  # companion-study heads, first encoder only
-    assert names[-5:] == ["05_baselines-logreg", "05_baselines-mha", "05_baselines-cnn", "06_per_icd_auc",
-                          "07_attention"]
+    tail = names[names.index("05_baselines-logreg"):]
+    assert tail[:6] == ["05_baselines-logreg", "05_baselines-mha", "05_baselines-cnn", "06_per_icd_auc",
+                        "07_attention", "08_scaling"]
 
 
 def test_extra_heads_and_baseline_models_are_checked():
@@ -83,6 +84,17 @@ def test_fingerprints_change_only_downstream_of_a_change():
     assert sorted(n for n in base if base[n] != early[n]) == sorted(n for n in base if n != "01_cohort")
     speed = {j.name: j.fingerprint for j in _plan({"run.threads": 1})}
     assert speed == base  # speed-only settings never invalidate results
+
+
+def test_scaling_fine_tunes_the_first_encoder_and_a_scaling_setting_reruns_only_it():
+    jobs = {j.name: j for j in _plan({"pretrain.encoders": ["tiny", "mini"]})}
+    job = jobs["08_scaling"]
+    assert job.params["encoder"] == "tiny"
+    assert job.upstream == ["01_cohort", "02_tokenizer", "03_pretraining-tiny"]  # the cohort, not Table 2's rows
+    base = {j.name: j.fingerprint for j in _plan()}
+    more = {j.name: j.fingerprint for j in _plan({"scaling.epochs": 3})}
+    assert sorted(n for n in base if base[n] != more[n]) == ["08_scaling"]
+    assert not any(n.startswith("08") for n in (j.name for j in _plan({"pretrain.encoders": []})))
 
 
 def test_output_folder_does_not_enter_fingerprints():
