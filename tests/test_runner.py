@@ -123,9 +123,14 @@ def test_list_and_dry_run(tmp_path):
 
 
 def test_a_failing_notebook_exits_1_naming_notebook_and_cell(tmp_path):
-    # Notebook 02 alone on an empty folder: no cohort to read, a failure that is not about input data.
-    proc = subprocess.run([sys.executable, "run_all.py", "--profile", "ci", "--out", str(tmp_path / "o"),
-                           "--only", "02", "--no-site"], cwd=REPO, capture_output=True, text=True)
+    cmd = [sys.executable, "run_all.py", "--profile", "ci", "--out", str(tmp_path / "o"), "--only", "02", "--no-site"]
+    # Notebook 02 alone on an empty folder is refused before it starts: its upstream 01 never ran here.
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and "02_tokenizer reads 01_cohort" in proc.stderr and not (tmp_path / "o").exists()
+    # A cache that claims 01 ran while its outputs are gone: 02 starts and fails, not because of input data.
+    jobs = {j.name: j for j in _plan(tmp=tmp_path / "o")}
+    fake_finished_run(tmp_path / "o", [jobs["01_cohort"]])
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr
     assert "02_tokenizer failed in cell" in proc.stderr and "run notebook 01_cohort first" in proc.stderr
     assert not (tmp_path / "o" / "notebooks" / "02_tokenizer.ipynb").exists()  # no half-written output
