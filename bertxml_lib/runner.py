@@ -254,10 +254,13 @@ def recorded_identity(out_dir: Path) -> dict[str, Any] | None:
 
 
 def identity_differences(held: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    """Human-readable differences between a folder's identity and a run's (empty when they agree)."""
+    """Human-readable differences between a folder's identity and a run's (empty when they agree). A key one
+    side lacks (a parameter added to the profiles since the folder was made) counts as its base default."""
+    base = config.flatten(config.load_profiles_file()["base"])
     diffs = []
     for key in sorted(set(held["parameters"]) | set(wanted["parameters"])):
-        a, b = held["parameters"].get(key, "<unset>"), wanted["parameters"].get(key, "<unset>")
+        a = held["parameters"].get(key, base.get(key, "<unset>"))
+        b = wanted["parameters"].get(key, base.get(key, "<unset>"))
         if a != b:
             diffs.append(f"{key}: folder has {a!r}, this run {b!r}")
     if held.get("files") is not None:  # a folder known only from its manifest has no recorded hashes
