@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bertxml_lib.core.config import ConfigError
 from bertxml_lib.evaluation import scaling
 from bertxml_lib.reporting.scaling_report import scaling_figure
 from conftest import assert_png_figure
@@ -122,3 +123,77 @@ def test_auc_with_intervals_on_a_hand_made_test_set():
     assert out["micro_auc_ci_low"] == 1.0 and out["micro_auc_ci_high"] == 1.0
     none = scaling.auc_with_intervals(y, probs, ["a", "a", "b", "b"], n_bootstrap=0, seed=0)
     assert np.isnan(none["macro_auc_ci_low"]) and list(none) == list(out)
+
+
+def _tiny_run(root):
+    """A hand-built run folder: 20 training, 4 dev and 4 test patients with two notes each; code A is written
+    in the note ("chest pain") for patients whose number is even, code B for every third patient."""
+    from bertxml_lib.core.atomic import write_json
+    from bertxml_lib.core.paths import RunPaths
+
+    rows = []
+    for i in range(28):
+        split = "train" if i < 20 else "dev" if i < 24 else "test"
+        for k in range(2):
+            labels = [c for c, on in (("A00.0", i % 2 == 0), ("B00.0", i % 3 == 0)) if on]
+            words = (["chest pain"] if "A00.0" in labels else ["no complaints"]) + (
+                ["cough fever"] if "B00.0" in labels else ["walks daily"])
+            rows.append({"patient_id": f"p{i:02d}", "note_id": f"n{i:02d}_{k}", "note_date": pd.Timestamp("2020-01-01"),
+                         "note_type": "progress", "text": f"visit {k}: " + " and ".join(words), "split": split,
+                         "codes": labels, "labels": labels})
+    paths = RunPaths(root)
+    paths.cohort_dir.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(paths.cohort_notes, index=False)
+    write_json(paths.label_set, {"codes": ["A00.0", "B00.0"], "descriptions": {"A00.0": "a", "B00.0": "b"},
+                                 "icd_version": 10, "train_counts": {"A00.0": 20, "B00.0": 14}, "min_train_count": 1})
+    return root
+
+
+def test_run_scaling_on_a_hand_built_run_folder(tmp_path):
+    from bertxml_lib import stages
+
+    out = _tiny_run(tmp_path / "run")
+    res = stages.run_scaling(out, seed=0, encoder="tiny", train_fractions=[0.1, 0.25, 0.5, 1.0],
+                             models=["prior", "oracle", "logreg"], max_len=64, epochs=1, batch_tokens=256, lr=1e-3,
+                             head_lr=1e-2, warmup=0.1, weight_decay=0.01, eval_batch_size=8, max_tokens=512, C=1.0,
+                             n_bootstrap=20)
+    table = pd.read_csv(out / "tables" / "scaling.csv")
+    assert res["sizes"] == [2, 5, 10, 20] and res["skipped"] == {"oracle": "no generator ground truth (real data source)"}
+    assert table["n_train_patients"].tolist() == [2, 2, 5, 5, 10, 10, 20, 20]
+    assert table["n_train_notes"].tolist() == [4, 4, 10, 10, 20, 20, 40, 40]  # two notes per patient
+    assert table["model"].tolist() == ["prior", "logreg"] * 4
+    prior = table[table["model"] == "prior"]
+    assert (prior["macro_auc"] == 0.5).all()  # one score per code for every note
+    full = table[(table["model"] == "logreg") & (table["n_train_patients"] == 20)].iloc[0]
+    assert full["micro_auc"] == 1.0 and full["macro_auc"] == 1.0  # the words name the codes: a perfect ranking
+    assert (table["micro_auc_ci_low"] <= table["micro_auc"] + 1e-12).all()
+    assert (table["micro_auc"] <= table["micro_auc_ci_high"] + 1e-12).all()
+    fits = pd.read_csv(out / "tables" / "scaling_fit.csv")
+    assert set(fits["model"]) == {"prior", "logreg"}
+    crossings = pd.read_csv(out / "tables" / "scaling_crossing.csv")
+    assert crossings["statement"].str.contains("not computed").all()  # no BERT-XML row asked for
+    assert_png_figure(out / "figures" / "figure_scaling.png")
+    with pytest.raises(ConfigError, match="scaling.models"):
+        stages.run_scaling(out, seed=0, encoder="tiny", train_fractions=[1.0], models=["rnn"], max_len=64, epochs=1,
+                           batch_tokens=256, lr=1e-3, head_lr=1e-2, warmup=0.1, weight_decay=0.01, eval_batch_size=8,
+                           max_tokens=512, C=1.0, n_bootstrap=0)
+
+
+@pytest.mark.e2e
+def test_scaling_outputs_of_the_ci_run(ci_run):
+    out, _ = ci_run
+    table = pd.read_csv(out / "tables" / "scaling.csv")
+    sizes = sorted(table["n_train_patients"].unique())
+    assert len(sizes) >= 4 and sizes[-1] >= 10 * sizes[0] * 0.9  # 0.1 .. 1.0 of the training patients
+    assert {"prior", "oracle", "logreg", "xml", "cls"} == set(table["model"])
+    assert table.groupby("model")["n_train_patients"].apply(sorted).map(tuple).nunique() == 1  # every model, every size
+    for metric in ("micro_auc", "macro_auc"):
+        ok = table[metric].notna()
+        assert (table.loc[ok, f"{metric}_ci_low"] <= table.loc[ok, metric] + 1e-9).all()
+        assert (table.loc[ok, metric] <= table.loc[ok, f"{metric}_ci_high"] + 1e-9).all()
+    fits = pd.read_csv(out / "tables" / "scaling_fit.csv")
+    assert {("xml", "micro_auc"), ("logreg", "micro_auc")} <= set(zip(fits["model"], fits["metric"]))
+    crossings = pd.read_csv(out / "tables" / "scaling_crossing.csv")
+    assert crossings["metric"].tolist() == ["micro_auc", "macro_auc"]
+    assert crossings["statement"].str.contains("cross").all()
+    assert_png_figure(out / "figures" / "figure_scaling.png")
