@@ -23,6 +23,7 @@ from bertxml_lib.evaluation.prior import prior_probs
 from bertxml_lib.evaluation.records import record_row
 from bertxml_lib.models import modeling
 from bertxml_lib.models.offshelf import load_offshelf_tokenizer, prepare_offshelf_dir
+from bertxml_lib.reporting import evidence_report
 from bertxml_lib.reporting.pretraining_report import mlm_example_figure, save_loss_curve
 from bertxml_lib.reporting.scaling_report import scaling_figure
 from bertxml_lib.text.tokenizer import oov_per_note, oov_summary, token_length_quantiles, train_wordpiece
@@ -343,3 +344,13 @@ def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions
                          f"split, fine-tuned per subset at max length {max_len}; LogReg at {max_tokens} words)")
     return {"table": table, "fits": scaling.fits_table(fits), "crossings": crossings, "sizes": sizes,
             "skipped": skipped, "figure": png, "seconds": seconds}
+
+
+def run_evidence(out_dir: str | Path, *, seed: int = 0, top_k: int = 10, precision_target: float = 0.95,
+                 n_bootstrap: int = 200, max_notes: int = 200, length_bins: int = 4, evidence_table: str = "",
+                 show_text: bool = False, device: str = "auto") -> dict:
+    """Notebook 09: evidence plausibility against ground truth (synthetic truth or `data.evidence`), the
+    under-coding audit, subgroups and the automation rate (`reporting.evidence_report.run_evidence`)."""
+    return evidence_report.run_evidence(out_dir, seed=seed, top_k=top_k, precision_target=precision_target,
+                                        n_bootstrap=n_bootstrap, max_notes=max_notes, length_bins=length_bins,
+                                        evidence_table=evidence_table, show_text=show_text, device=device)

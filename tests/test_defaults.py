@@ -44,6 +44,10 @@ FUNCTIONS = {
                                    "offshelf_lr": "offshelf.lr"},
     stages.run_finetuning: RUN | {"offshelf_layers": "offshelf.layers", "offshelf_lr": "offshelf.lr",
                                   "hier_segment_len": "finetune.hier_segment_len"},
+    stages.run_evidence: {"seed": "seed", "top_k": "evidence.top_k", "precision_target": "evidence.precision_target",
+                          "n_bootstrap": "evidence.n_bootstrap", "max_notes": "evidence.max_notes",
+                          "length_bins": "evidence.length_bins", "evidence_table": "data.evidence",
+                          "device": "run.device"},
     stages.run_cohort: {"notes": "data.notes", "codes": "data.codes", "data_dir": "data.dir",
                         "icd_version": "data.icd_version", "language": "data.language"},
 }

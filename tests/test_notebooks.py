@@ -17,7 +17,7 @@ BOOKS = runner.notebook_paths()
 
 
 def test_seven_numbered_notebooks():
-    assert sorted(BOOKS) == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    assert sorted(BOOKS) == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 
 @pytest.mark.parametrize("stage", sorted(BOOKS))
