@@ -184,6 +184,8 @@ def check_site(index: str | Path, screenshots: str | Path | None = None, width: 
     root, executable = index.parent, executable or find_chromium()
     if not executable:
         raise FileNotFoundError(INSTALL_HINT)
+    if not index.is_file():
+        raise FileNotFoundError(f"{index}: no such page (render the site first: run_all.py renders it after the notebooks)")
     queue, seen, reports = [index], {index}, []
     with Browser(executable, width, height) as browser:
         while queue:

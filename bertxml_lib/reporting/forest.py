@@ -39,7 +39,8 @@ def forest_figure(table2: pd.DataFrame, png_path: str | Path, svg_path: str | Pa
         for yi, r in zip(y, records):
             reason = not_run_reason(r)
             if reason or is_missing(r.get(metric)):
-                ax.text(left + 0.005, yi, (reason or "no value")[:60], va="center", fontsize=7.5, color="#777777")
+                ax.text(left + 0.005, yi, (reason or "no value").split(" (")[0][:60], va="center", fontsize=7.5,
+                        color="#777777")
                 continue
             colour, role = row_colour(r["model"]), REFERENCE_ROLES.get(str(r["model"]))
             lo, hi = r.get(f"{metric}_ci_low"), r.get(f"{metric}_ci_high")

@@ -9,6 +9,7 @@ reaches a page only through those, which follow `render.show_text`. Nothing is l
 from __future__ import annotations
 
 import html
+import re
 import shutil
 from pathlib import Path
 
@@ -48,6 +49,7 @@ ORIGIN = (("cohort", "01"), ("label_set", "01"), ("oov", "02"), ("token_lengths"
 DETAIL_GROUPS = (("Training histories", ("finetune_history", "baselines_dev_auc")), ("Pretraining", ("pretrain_loss",)),
                  ("Frequency bins and per-code tables", ("frequency_bins", "table4", "confused", "table3")))
 MAX_TABLE_ROWS = 300
+_NUMERIC = re.compile(r"[-+0-9.,%–\[\] ]+")  # numbers, ranges and intervals: right-aligned, never wrapped
 #: Columns of a table shown on the index page (its own page shows all).
 INDEX_COLUMNS = {"oov_summary.csv": ["tokenizer", "vocab_size", "notes", "oov_words_per_note", "split_words_per_note",
                                      "tokens_per_note"]}
@@ -103,7 +105,7 @@ def html_table(display: pd.DataFrame, row_class: list[str] | None = None) -> str
             if text.startswith('<span class="v'):
                 cells.append(f"<td>{text}</td>")
                 continue
-            num = text.replace(",", "").replace(".", "").replace("–", "").replace("%", "").lstrip("-").isdigit()
+            num = bool(_NUMERIC.fullmatch(text)) and any(ch.isdigit() for ch in text)
             tip = f' title="{html.escape(reason)}"' if text == fnd.NA and reason else ""
             cells.append(f'<td{" class=num" if num or text == fnd.NA else ""}{tip}>{html.escape(text)}</td>')
         cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
@@ -229,8 +231,16 @@ def index_page(paths: RunPaths, title: str, stems: list[str], tables: list[str],
     facts = "".join(f'<div><b><a href="{sources.get(k) or "run_manifest.json"}">{html.escape(k)}</a></b> '
                     f"{html.escape(v)}</div>" for k, v in f.facts)
     claims = fnd.claims_display(f)
-    glance = "".join(f'<div>{verdict_chip(v)}<span>{html.escape(c)}</span></div>'
-                     for c, v in zip(claims.get("claim", []), claims.get("verdict", [])))
+    order = ["contradicted", "does not hold", "holds", "inconclusive"]
+    decided = sorted((p for p in zip(claims.get("claim", []), claims.get("verdict", [])) if p[1] in order),
+                     key=lambda p: order.index(p[1]))
+    rest = [p for p in zip(claims.get("claim", []), claims.get("verdict", [])) if p[1] not in order]
+    glance = "".join(f'<div>{verdict_chip(v)}<span>{html.escape(c)}</span></div>' for c, v in decided)
+    if rest:
+        glance += (f'</div><details><summary>{len(rest)} claims without a verdict (a property of the data, or no '
+                   f'comparable rows were run)</summary><div class="glance">'
+                   + "".join(f'<div>{verdict_chip(v)}<span>{html.escape(c)}</span></div>' for c, v in rest)
+                   + "</div></details><div>")
     body = [f"<h1>{html.escape(title)}</h1><p class=sub>Reproduction of BERT-XML (Zhang, Liu, Razavian 2020) — "
             f"{html.escape(f.date)}. Details one click away: <a href=#details>notebooks and tables</a>.</p>"
             f'<div class="facts">{facts}</div>',
