@@ -242,7 +242,7 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
             "positive_rate": float(np.mean(y_test))}
 
 
-def run_baseline(out_dir: str | Path, *, model: str, seed: int, max_tokens: int, C: float, min_word_count: int,
+def run_baseline(out_dir: str | Path, *, model: str, seed: int, max_tokens: int, C: list, min_word_count: int,
                  mha_emb_dim: int, mha_starspace_epochs: int, mha_hidden: int, mha_heads: int, mha_lrs: list,
                  mha_epochs: int, mha_batch_size: int, cnn_emb_dim: int, cnn_filters: int, cnn_kernel: int,
                  cnn_lr: float, cnn_epochs: int, cnn_batch_size: int, device: str = "auto", threads: int = 0) -> dict:

@@ -168,44 +168,108 @@ def hand_table2() -> pd.DataFrame:
     ], columns=["model", "family", "encoder", "max_len", "micro_auc", "macro_auc", "train_seconds"])
 
 
-def test_paper_vs_reproduced_computes_every_verdict():
+def hand_samples() -> dict:
+    """Four shared resamples per row (micro and macro AUC), chosen so each paired verdict is worked by hand."""
+    micro = {"logreg_512": [0.80, 0.79, 0.81, 0.80], "ehr_mini_cls_512": [0.85, 0.84, 0.86, 0.85],
+             "ehr_mini_cls_1024": [0.86, 0.85, 0.87, 0.80], "ehr_mini_xml_512": [0.84, 0.83, 0.85, 0.84],
+             "ehr_mini_xml_1024": [0.88, 0.87, 0.89, 0.88]}
+    macro = {"logreg_512": [0.70] * 4, "ehr_mini_cls_512": [0.75] * 4, "ehr_mini_cls_1024": [0.74, 0.73, 0.74, 0.74],
+             "ehr_mini_xml_512": [0.76] * 4, "ehr_mini_xml_1024": [0.78] * 4}
+    # Three codes, the first two low-frequency: mean of the first two / of all three per resample.
+    per_code = {"logreg_512": [[0.6, 0.6, 0.9]] * 4, "ehr_mini_xml_1024": [[0.7, 0.7, 0.94]] * 4}
+    return {r: {"micro_auc": np.array(micro[r]), "macro_auc": np.array(macro[r]),
+                **({"per_code_auc": np.array(per_code[r])} if r in per_code else {})} for r in micro}
+
+
+def test_paper_vs_reproduced_decides_every_comparison_from_paired_intervals():
     t3 = pd.DataFrame({"model": ["logreg_512", "ehr_mini_xml_1024"], "low_freq_max": [50, 50],
-                       "n_low_freq_evaluated": [4, 4], "macro_auc_low_freq": [0.60, 0.70],
+                       "n_low_freq_evaluated": [2, 2], "macro_auc_low_freq": [0.60, 0.70],
                        "macro_auc_all": [0.70, 0.78]})
     confused = analysis.confused_pairs(pred("r"), Y, CODES, DESCRIPTIONS, top=1)
+    pairs: list = []
     df = analysis.paper_vs_reproduced(hand_table2(), t3, {"row": "ehr_mini_xml_1024", "n_high": 3, "n_evaluated": 10,
-                                                           "threshold": 0.98}, confused, {"general": 40.0, "ehr": 1.0}, 4.1)
+                                                           "threshold": 0.98}, confused, {"general": 40.0, "ehr": 1.0},
+                                      4.1, hand_samples(), np.array([True, True, False]), pairs)
+    assert list(df.columns) == ["quantity", "paper", "reproduced", "metric", "better", "worse", "difference",
+                                "ci_low", "ci_high", "verdict", "note"]
     v = df.set_index("quantity")
-    assert v.loc["best row by micro AUC is BERT-XML at the longest input", "holds"] == "yes"
-    assert v.loc["best micro AUC (Table 2)", ["paper", "reproduced", "holds"]].tolist() == [0.97, 0.88, "n.a."]
-    assert v.loc["every BERT row beats logistic regression (micro AUC)", "holds"] == "yes"
-    assert v.loc["every BERT row beats logistic regression (micro AUC)", "paper"] == "12/12 BERT rows above LogReg 0.932"
+    best = v.loc["BERT-XML at the longest input beats every other row (micro AUC)"]
+    # xml_1024 minus cls_1024 per resample: 0.02, 0.02, 0.02, 0.08 -> the lowest interval of the four pairs.
+    assert best["verdict"] == "holds" and best["worse"] == "ehr_mini_cls_1024"
+    assert best["ci_low"] == pytest.approx(0.02) and best["difference"] == pytest.approx(0.02)
+    assert v.loc["best micro AUC (Table 2)", ["paper", "reproduced", "verdict"]].tolist() == [0.97, 0.88, "n.a."]
+    lr = v.loc["every BERT row beats logistic regression (micro AUC)"]
+    # cls_1024 - logreg: 0.06, 0.06, 0.06, 0.0 -> 2.5% point 0.0 + 0.075 * 0.06 = 0.0045 > 0: holds.
+    assert lr["verdict"] == "holds" and lr["better"] == "ehr_mini_cls_1024" and lr["ci_low"] == pytest.approx(0.0045)
+    assert lr["paper"] == "12/12 BERT rows above LogReg 0.932" and lr["note"].startswith("4 pair(s): 4 holds")
     xml = v.loc["XML head beats [CLS] head at max_len 1024 (macro AUC)"]
-    assert xml["holds"] == "yes" and xml["paper"] == "small: 0.924 vs 0.918; big: 0.927 vs 0.925"
-    longer = v.loc["max_len 1024 beats 512 (macro AUC)"]
-    assert longer["holds"] == "no" and "cls/mini" in longer["note"]  # 0.74 < 0.75
-    assert v.loc["max_len 1024 beats 512 (micro AUC)", "holds"] == "yes"
-    assert v.loc["max_len 1024 beats 512 (micro AUC)", "paper"].count(" vs ") == 4
+    assert xml["verdict"] == "holds" and xml["paper"] == "small: 0.924 vs 0.918; big: 0.927 vs 0.925"
+    # cls: 1024 - 512 = 0.01, 0.01, 0.01, -0.05 spans 0; xml: 0.04 every time -> the finding is inconclusive.
+    longer = v.loc["max_len 1024 beats 512 (micro AUC)"]
+    assert longer["verdict"] == "inconclusive" and longer["better"] == "ehr_mini_cls_1024"
+    assert longer["note"].startswith("2 pair(s): 1 holds, 1 inconclusive")
+    assert longer["paper"].count(" vs ") == 4
+    # Macro: cls 1024 - 512 = -0.01, -0.02, -0.01, -0.01 lies below 0: contradicted, whatever the xml pair says.
+    longer_macro = v.loc["max_len 1024 beats 512 (macro AUC)"]
+    assert longer_macro["verdict"] == "contradicted" and longer_macro["ci_high"] == pytest.approx(-0.01)
     assert v.loc["training time at max_len 1024 / at 512", "reproduced"] == pytest.approx((2.5 + 300 / 110) / 2, abs=0.01)
-    table3 = df[df["quantity"].str.contains("Table 3")]["holds"].tolist()
-    assert table3 == ["yes", "yes", "no"]  # 0.70 > 0.60; gap 0.10 > 0.08; 0.70 < 0.78
-    # Paper: Table 3 gap 0.933 - 0.825 vs Table 2 gap 0.927 (Big + XML 1024) - 0.859 (Multi-head Attn).
+    # Table 3 from per-code resamples: low 0.70 vs 0.60 holds; margin 0.10 vs 0.08 holds; 0.70 vs 0.78 contradicted.
+    table3 = df[df["quantity"].str.contains("Table 3")]
+    assert table3["verdict"].tolist() == ["holds", "holds", "contradicted"]
+    assert table3["difference"].tolist() == pytest.approx([0.10, 0.02, -0.08])
     assert df[df["quantity"].str.startswith("BERT's margin")]["paper"].iloc[0] == "0.108 vs 0.068"
-    assert df[df["quantity"].str.contains("as good on low-frequency")]["note"].iloc[0].startswith("does not reproduce")
     assert v.loc["codes with AUC >= 0.98 (4.4, Figure 2)", "reproduced"].startswith("3 of 10 (30.0%")
-    assert v.loc["low-AUC codes are confused with closely related codes (4.4)", "holds"] == "yes"
-    assert v.loc["OOV words per note, general vs EHR vocabulary (3.2)", "holds"] == "yes"
     assert v.loc["codes per training note (4.1)", ["paper", "reproduced"]].tolist() == [4.46, 4.1]
-    assert set(df["holds"]) <= {"yes", "no", "n.a."}
+    for fact in ("low-AUC codes are confused with closely related codes (4.4)",
+                 "OOV words per note, general vs EHR vocabulary (3.2)", "codes per training note (4.1)"):
+        assert v.loc[fact, "verdict"] == "n.a."  # described, not a paired model comparison
+    assert set(df["verdict"]) <= {"holds", "contradicted", "inconclusive", "n.a."}
+    logged = analysis.comparison_pairs(pairs)
+    assert set(logged["verdict"]) <= {"holds", "contradicted", "inconclusive"} and len(logged) == 4 + 4 + 4 + 2 + 4 + 1
+    one = logged[(logged["better"] == "ehr_mini_xml_1024") & (logged["worse"] == "ehr_mini_xml_512")].iloc[0]
+    assert one["difference"] == pytest.approx(0.04) and one["verdict"] == "holds"
+
+
+def test_paper_vs_reproduced_without_resamples_draws_no_verdict():
+    df = analysis.paper_vs_reproduced(hand_table2()).set_index("quantity")
+    row = df.loc["XML head beats [CLS] head at max_len 1024 (micro AUC)"]
+    assert row["verdict"] == "n.a." and row["difference"] == pytest.approx(0.02) and np.isnan(row["ci_low"])
+    assert "analysis.n_bootstrap = 0" in row["note"]
+    assert set(df["verdict"]) == {"n.a."}
 
 
 def test_paper_vs_reproduced_says_n_a_when_nothing_comparable_was_run():
     only_xml = hand_table2().iloc[[4]]
     df = analysis.paper_vs_reproduced(only_xml).set_index("quantity")
-    assert df.loc["every BERT row beats logistic regression (micro AUC)", "holds"] == "n.a."
+    assert df.loc["every BERT row beats logistic regression (micro AUC)", "verdict"] == "n.a."
     assert df.loc["max_len 1024 beats 512 (micro AUC)", "note"] == "no comparable pair of rows was run"
     assert df.loc["OOV words per note, general vs EHR vocabulary (3.2)", "reproduced"] == "not measured"
-    assert (df.loc[df.index.str.contains("Table 3"), "holds"] == "n.a.").all()
+    assert (df.loc[df.index.str.contains("Table 3"), "verdict"] == "n.a.").all()
+
+
+def test_reference_rows_take_part_in_no_finding():
+    t2 = pd.concat([hand_table2(), pd.DataFrame([("prior", "prior", "", None, 0.70, 0.5, 0.0),
+                                                  ("oracle", "oracle", "", None, 0.99, 0.99, 0.0)],
+                                                 columns=hand_table2().columns)], ignore_index=True)
+    df = analysis.paper_vs_reproduced(t2, samples=hand_samples()).set_index("quantity")
+    assert df.loc["best micro AUC (Table 2)", "reproduced"] == 0.88  # not the oracle's 0.99
+    assert df.loc["BERT-XML at the longest input beats every other row (micro AUC)", "verdict"] == "holds"
+
+
+def test_headroom_share_places_rows_between_prior_and_oracle():
+    t2 = pd.DataFrame({"model": ["prior", "logreg_512", "ehr_mini_xml_1024", "oracle"],
+                       "micro_auc": [0.60, 0.75, 0.66, 0.90]})
+    out = analysis.headroom(t2)
+    # (0.75 - 0.60) / (0.90 - 0.60) = 0.5; (0.66 - 0.60) / 0.30 = 0.2; the floor 0, the ceiling 1.
+    assert out["headroom_share"].tolist() == pytest.approx([0.0, 0.5, 0.2, 1.0])
+    samples = {"prior": {"micro_auc": np.array([0.6, 0.6])}, "oracle": {"micro_auc": np.array([0.9, 0.8])},
+               "logreg_512": {"micro_auc": np.array([0.75, 0.7])}}
+    ci = analysis.headroom(t2, samples).set_index("model")
+    # Per resample: 0.15 / 0.3 = 0.5 and 0.1 / 0.2 = 0.5 -> the interval is [0.5, 0.5].
+    assert ci.loc["logreg_512", ["headroom_share_ci_low", "headroom_share_ci_high"]].tolist() == pytest.approx([0.5, 0.5])
+    assert np.isnan(ci.loc["ehr_mini_xml_1024", "headroom_share_ci_low"])  # no resamples for it
+    real = analysis.headroom(t2[t2["model"] != "oracle"])  # real data: no ceiling, no share
+    assert real["headroom_share"].isna().all()
 
 
 # --- the stage on a tiny run folder ----------------------------------------------------------
@@ -252,23 +316,29 @@ def test_run_analysis_writes_every_table_and_figure(tmp_path):
                      p.test_note_ids[order], p.test_probs[np.ix_(order, cols)])
 
     res = analysis.run_analysis(tmp_path, low_freq_max=5, top_codes=3, high_auc=0.98, confused_top=2,
-                                n_bootstrap=25, n_freq_bins=2)
+                                n_bootstrap=25, n_freq_bins=2, min_test_positives=3)
     for name in ("table2.csv", "table3_low_frequency.csv", "table4_per_code.csv", "paper_vs_reproduced.csv",
                  "confused_pairs.csv", "frequency_bins.csv"):
         assert paths.table(name).exists(), name
     for name in ("figure2_auc_distribution.png", "frequency_bins.png"):
         assert_png_figure(paths.figure(name))
+    assert paths.table("paper_vs_reproduced_pairs.csv").exists()
     assert pd.read_csv(paths.table("table2.csv"))[analysis.CI_COLUMNS[:4]].notna().all().all()
-    assert len(res["frequency_bins"]) == 3 * 2 and set(res["frequency_bins"]["bin"]) == {0, 1}
-    assert set(res["thresholds"]) == {"logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"}
+    # The floor row `prior` is written by the stage and joins every table (no oracle: not synthetic here).
+    assert paths.predictions_file("prior").exists() and paths.metrics_file("prior").exists()
+    assert len(res["frequency_bins"]) == 4 * 2 and set(res["frequency_bins"]["bin"]) == {0, 1}
+    assert set(res["thresholds"]) == {"prior", "logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"}
     t2 = pd.read_csv(paths.table("table2.csv"))
-    assert t2["model"].tolist() == ["logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"]
-    assert t2.loc[0, "micro_auc"] == pytest.approx(expected, abs=1e-6)
-    assert t2.loc[1, "family"] == "cls" and "train_seconds" not in t2  # timings: metrics/timings/analysis.json
-    assert np.isnan(res["table2"].loc[1, "train_seconds"])
+    assert t2["model"].tolist() == ["prior", "logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"]
+    assert t2.loc[1, "micro_auc"] == pytest.approx(expected, abs=1e-6)
+    assert t2.loc[0, "macro_auc"] == 0.5 and t2["headroom_share"].isna().all()  # no oracle, no share
+    # Test positives per code: I10 3, E11.9 2, E11.65 2, J45.909 2 -> 1 code with >= 3 (min_test_positives=3).
+    assert (t2["n_codes_macro"] == 1).all() and (t2["min_test_positives"] == 3).all()
+    assert t2.loc[2, "family"] == "cls" and "train_seconds" not in t2  # timings: metrics/timings/analysis.json
+    assert np.isnan(res["table2"].loc[2, "train_seconds"])
     assert res["best_row"] == "ehr_mini_xml_1024" and len(res["table4"]) == 3
-    assert set(res["per_code_auc"]) == {"logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"}
-    assert res["table3"]["n_low_freq_codes"].tolist() == [2, 2, 2]  # E11.65 (4), J45.909 (3) < 5
+    assert set(res["per_code_auc"]) == {"prior", "logreg_512", "ehr_mini_cls_1024", "ehr_mini_xml_1024"}
+    assert res["table3"]["n_low_freq_codes"].tolist() == [2, 2, 2, 2]  # E11.65 (4), J45.909 (3) < 5
     assert res["table3"]["model"].tolist() == t2["model"].tolist()
     assert set(res["table4"]["model"]) == {"ehr_mini_xml_1024"}
     v = res["paper_vs_reproduced"].set_index("quantity")

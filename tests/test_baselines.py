@@ -1,4 +1,5 @@
-"""Bag-of-words logistic regression (paper 3.4.1, 4.3): truncation, train-only vocabulary, constant codes."""
+"""TF-IDF logistic regression (paper 3.4.1, 4.3): truncation, 1-2-grams, train-only vocabulary, constant codes,
+C chosen on dev only."""
 import json
 
 import numpy as np
@@ -20,10 +21,11 @@ def test_first_words_lowercases_splits_on_word_characters_and_truncates():
 def test_vocabulary_is_fit_on_train_only_and_on_the_first_max_tokens_words():
     train = ["alpha beta", "alpha gamma late_word"]
     Y = np.array([[1], [0]])
-    # Train words within the first 2 words: alpha, beta, gamma ("late_word" is word 3 of note 2).
+    # Train words within the first 2 words: alpha, beta, gamma ("late_word" is word 3 of note 2), and the
+    # bigrams "alpha beta", "alpha gamma" (none reaches past word 2).
     _, test_probs, info = baselines.bag_of_words_logreg(train, Y, ["x"], ["zzz_only_in_test", "", "late_word"],
                                                         max_tokens=2)
-    assert info["vocab_size"] == 3
+    assert info["vocab_size"] == 5
     # A test-only word and a word seen only beyond max_tokens in train are not features: same as an empty note.
     assert test_probs[0, 0] == test_probs[1, 0] == test_probs[2, 0]
 
@@ -43,19 +45,56 @@ def test_separable_toy_task_ranks_perfectly_and_is_deterministic():
     filler = ["patient", "seen", "today", "follow", "up", "clinic", "stable"]
     evidence = ["hypertension", "asthma", "diabetes"]
     texts, labels = [], []
-    for _ in range(60):
+    for _ in range(200):
         y = rng.integers(0, 2, size=3)
         words = list(rng.choice(filler, size=6)) + [evidence[j] for j in range(3) if y[j]]
         texts.append(" ".join(rng.permutation(words)))
         labels.append(y)
     Y = np.array(labels)
-    dev_a, test_a, _ = baselines.bag_of_words_logreg(texts[:40], Y[:40], texts[40:50], texts[50:], seed=3)
-    dev_b, test_b, _ = baselines.bag_of_words_logreg(texts[:40], Y[:40], texts[40:50], texts[50:], seed=3)
+    dev_a, test_a, _ = baselines.bag_of_words_logreg(texts[:160], Y[:160], texts[160:180], texts[180:], C=100.0, seed=3)
+    dev_b, test_b, _ = baselines.bag_of_words_logreg(texts[:160], Y[:160], texts[160:180], texts[180:], C=100.0, seed=3)
     np.testing.assert_array_equal(test_a, test_b)
     np.testing.assert_array_equal(dev_a, dev_b)
     for j in range(3):
-        pos, neg = test_a[Y[50:, j] == 1, j], test_a[Y[50:, j] == 0, j]
+        pos, neg = test_a[Y[180:, j] == 1, j], test_a[Y[180:, j] == 0, j]
         assert pos.min() > neg.max()
+
+
+def test_word_ngrams_are_unigrams_then_bigrams_of_the_first_words():
+    assert baselines.word_ngrams("Chest pain, HTN.", 512) == ["chest", "pain", "htn", "chest pain", "pain htn"]
+    assert baselines.word_ngrams("a b c", 2) == ["a", "b", "a b"]
+    assert baselines.word_ngrams("", 5) == []
+
+
+def _toy(seed: int, n: int, flip: float = 0.0):
+    """Notes of filler words plus a code's evidence word; `flip` of the labels are wrong (noise)."""
+    rng = np.random.default_rng(seed)
+    filler = ["patient", "seen", "today", "follow", "up", "clinic", "stable", "plan"]
+    y = rng.integers(0, 2, size=(n, 2))
+    texts = [" ".join(list(rng.choice(filler, size=5)) + [w for j, w in enumerate(["htn", "asthma"]) if y[i, j]])
+             for i in range(n)]
+    noisy = np.where(rng.random(y.shape) < flip, 1 - y, y)
+    return texts, noisy
+
+
+def test_C_is_the_grid_value_with_the_best_dev_micro_auc():
+    train, Y = _toy(0, 40, flip=0.25)
+    dev, Y_dev = _toy(1, 20, flip=0.25)
+    test, _ = _toy(2, 10)
+    dev_probs, test_probs, info = baselines.bag_of_words_logreg(train, Y, dev, test, C=[0.01, 1.0, 100.0], Y_dev=Y_dev)
+    by_C = {float(k): v for k, v in info["dev_micro_auc_by_C"].items()}
+    assert set(by_C) == {0.01, 1.0, 100.0} and info["C_grid"] == [0.01, 1.0, 100.0]
+    best = max(by_C.values())
+    assert by_C[info["C"]] == best and info["C"] == min(c for c, v in by_C.items() if v == best)  # ties: smaller C
+    # The returned probabilities are those of the chosen C, fit on train only.
+    single_dev, single_test, _ = baselines.bag_of_words_logreg(train, Y, dev, test, C=info["C"])
+    np.testing.assert_array_equal(dev_probs, single_dev)
+    np.testing.assert_array_equal(test_probs, single_test)
+    # Ties go to the smaller C: two large C that rank a clean dev set identically.
+    (clean_dev, clean_Y), (clean_train, clean_Y_train) = _toy(3, 20), _toy(4, 40)
+    _, _, tied = baselines.bag_of_words_logreg(clean_train, clean_Y_train[:, :1], clean_dev, test, C=[30.0, 100.0],
+                                               Y_dev=clean_Y[:, :1])
+    assert tied["dev_micro_auc_by_C"]["30"] == tied["dev_micro_auc_by_C"]["100"] and tied["C"] == 30.0
 
 
 def test_single_fitted_code_works():
@@ -69,6 +108,8 @@ def test_single_fitted_code_works():
     ({"Y_train": np.array([[2], [0]])}, "0/1"),
     ({"max_tokens": 0}, "max_tokens"),
     ({"C": 0.0}, "C > 0"),
+    ({"C": []}, "C > 0"),
+    ({"C": [1.0, 10.0]}, "needs Y_dev"),
     ({"test_texts": ["ok", None]}, r"test_texts\[1\]"),
 ])
 def test_bad_input_is_rejected(kwargs, match):
@@ -94,7 +135,8 @@ def test_run_logreg_writes_predictions_and_metrics(tmp_path):
     write_json(paths.label_set, {"codes": codes, "descriptions": {c: c for c in codes},
                                  "train_counts": {c: 10 for c in codes}, "min_train_count": 1})
 
-    record = baselines.run_logreg(tmp_path, max_tokens=512, C=1.0, seed=0)
+    record = baselines.run_logreg(tmp_path, max_tokens=512, C=[0.1, 1.0, 10.0], seed=0)
+    assert record["C"] in (0.1, 1.0, 10.0) and set(record["dev_micro_auc_by_C"]) == {"0.1", "1", "10"}
     assert record["model"] == "logreg_512" and record["family"] == "logreg" and record["max_len"] == 512
     assert record["micro_auc"] == 1.0 and record["macro_auc"] == 1.0 and record["n_codes_skipped"] == 0
     saved = json.loads(paths.metrics_file("logreg_512").read_text())
@@ -102,3 +144,28 @@ def test_run_logreg_writes_predictions_and_metrics(tmp_path):
     pred = load_predictions(paths.predictions_file("logreg_512"))
     assert list(pred.codes) == codes and pred.test_probs.shape == (10, 2)
     assert list(pred.test_note_ids) == [f"n{i}" for i in range(38, 48)]
+
+
+def test_run_logreg_choice_of_C_ignores_test_labels(tmp_path):
+    """C is chosen on dev: relabelling every test note changes neither the chosen C nor any probability."""
+    texts, Y = _toy(5, 60, flip=0.2)
+    codes = ["I10", "J45.909"]
+    splits = ["train"] * 36 + ["dev"] * 12 + ["test"] * 12
+    records = []
+    for relabel in (False, True):
+        out = tmp_path / str(relabel)
+        labels = [[c for j, c in enumerate(codes) if (1 - Y[i, j] if relabel and s == "test" else Y[i, j])]
+                  for i, s in enumerate(splits)]
+        notes = pd.DataFrame({"patient_id": [f"p{i}" for i in range(60)], "note_id": [f"n{i}" for i in range(60)],
+                              "note_date": pd.Timestamp("2020-01-01"), "note_type": "progress note", "text": texts,
+                              "split": splits, "codes": labels, "labels": labels})
+        paths = RunPaths(out)
+        paths.cohort_dir.mkdir(parents=True)
+        notes.to_parquet(paths.cohort_notes, index=False)
+        write_json(paths.label_set, {"codes": codes, "descriptions": {c: c for c in codes},
+                                     "train_counts": {c: 10 for c in codes}, "min_train_count": 1})
+        records.append((baselines.run_logreg(out, C=[0.01, 1.0, 100.0]), load_predictions(paths.predictions_file("logreg_512"))))
+    (a, pa), (b, pb) = records
+    assert a["C"] == b["C"] and a["dev_micro_auc_by_C"] == b["dev_micro_auc_by_C"]
+    np.testing.assert_array_equal(pa.test_probs, pb.test_probs)
+    assert a["micro_auc"] != b["micro_auc"]  # the test labels did change

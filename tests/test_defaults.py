@@ -38,7 +38,7 @@ FUNCTIONS = {
     analysis.run_analysis: {"low_freq_max": "analysis.low_freq_max", "top_codes": "analysis.top_codes",
                             "high_auc": "analysis.high_auc", "confused_top": "analysis.confused_pairs",
                             "n_bootstrap": "analysis.n_bootstrap", "seed": "seed",
-                            "n_freq_bins": "analysis.n_freq_bins"},
+                            "n_freq_bins": "analysis.n_freq_bins", "min_test_positives": "analysis.min_test_positives"},
     attention.run_attention: {"row": "attention.row", "min_tokens": "attention.min_tokens", "device": "run.device"},
     stages.run_pretraining: RUN | {"offshelf_layers": "offshelf.layers", "offshelf_mlm_epochs": "offshelf.mlm_epochs",
                                    "offshelf_lr": "offshelf.lr"},

@@ -209,3 +209,65 @@ def test_prior_scores_every_note_with_the_training_frequency_of_each_code():
     # micro AUC by hand: positives 0.75 and 0.25 against negatives 0.25, 0.25, 0.75, 0.25 -> (3.5 + 1.5) / 8
     y_test = np.array([[1, 0, 0], [0, 0, 1]])
     assert metrics.micro_auc(y_test, probs) == pytest.approx(0.625)
+
+
+# --- macro over codes with enough test positives; paired differences and verdicts -------------
+
+def test_codes_with_positives_and_macro_over_them():
+    y = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 0, 1]])
+    p = np.array([[0.9, 0.1, 0.8], [0.2, 0.3, 0.1], [0.4, 0.7, 0.6], [0.3, 0.2, 0.7]])
+    # Positives per code: 2, 1, 3 (code 2 has a negative: note 1).
+    assert metrics.codes_with_positives(y, 2).tolist() == [True, False, True]
+    assert metrics.codes_with_positives(y, 1).tolist() == [True, True, True]
+    # Per-code AUC by hand: code 0 positives 0.9, 0.2 vs negatives 0.4, 0.3 -> 2 of 4 pairs won; codes 1, 2 perfect.
+    aucs = metrics.per_code_auc(y, p)
+    assert aucs.tolist() == pytest.approx([0.5, 1.0, 1.0])
+    mask = metrics.codes_with_positives(y, 2)
+    assert metrics.score_all(y, p, None, mask)["macro_auc"] == pytest.approx((0.5 + 1.0) / 2)
+    assert metrics.score_all(y, p, None)["macro_auc"] == pytest.approx(2.5 / 3)
+    one = metrics.bootstrap_metrics(y, p, None, ["a", "b", "c", "d"], 1, seed=0, macro_codes=mask, per_code=True)
+    assert one["per_code_auc"].shape == (1, 3)
+    # All-ones weights equal the point estimate over the same codes.
+    weighted = metrics.WeightedScorer(y, p, None, mask).score(np.ones((1, 4)))
+    assert weighted["macro_auc"][0] == pytest.approx((0.5 + 1.0) / 2)
+    with pytest.raises(ValueError, match="min_positives"):
+        metrics.codes_with_positives(y, 0)
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (0.01, 0.05, "holds"), (-0.05, -0.01, "contradicted"), (-0.01, 0.02, "inconclusive"),
+    (0.0, 0.02, "inconclusive"), (-0.02, 0.0, "inconclusive"), (np.nan, np.nan, "inconclusive")])
+def test_verdict_is_three_way_on_the_interval_never_the_point(low, high, expected):
+    assert metrics.verdict(low, high) == expected
+
+
+def test_paired_difference_by_hand():
+    # Per-resample differences 0.1, 0.0, 0.3, -0.05 -> sorted -0.05, 0, 0.1, 0.3; numpy's linear percentile:
+    # 2.5% at position 0.075 -> -0.05 + 0.075 * 0.05 = -0.04625; 97.5% at 2.925 -> 0.1 + 0.925 * 0.2 = 0.285.
+    d = metrics.paired_difference([0.8, 0.7, 0.9, 0.6], [0.7, 0.7, 0.6, 0.65], 0.78, 0.70)
+    assert d["difference"] == pytest.approx(0.08) and d["n_resamples"] == 4
+    assert d["ci_low"] == pytest.approx(-0.04625) and d["ci_high"] == pytest.approx(0.285)
+    assert d["verdict"] == "inconclusive"
+    # A resample where either row is undefined is left out.
+    d = metrics.paired_difference([0.8, np.nan, 0.9], [0.7, 0.7, 0.6], 0.85, 0.65)
+    assert d["n_resamples"] == 2 and d["verdict"] == "holds"  # differences 0.1 and 0.3
+    assert d["ci_low"] == pytest.approx(0.1 + 0.025 * 0.2) and d["ci_high"] == pytest.approx(0.1 + 0.975 * 0.2)
+    with pytest.raises(ValueError, match="paired samples"):
+        metrics.paired_difference([0.1, 0.2], [0.1], 0, 0)
+
+
+def test_paired_bootstrap_uses_the_same_resamples_for_both_rows():
+    y, p = _tied_data(seed=5, n=40)
+    patients = [f"p{i // 2}" for i in range(len(y))]
+    # A monotone transform of the scores ranks every resample identically: every paired difference is 0,
+    # although each row's own interval is wide (unpaired intervals would overlap, not cancel).
+    same = metrics.paired_bootstrap(y, p, p ** 3, patients, 50, seed=2)
+    assert same["difference"] == 0 and same["ci_low"] == same["ci_high"] == 0 and same["verdict"] == "inconclusive"
+    own = metrics.confidence_intervals(metrics.bootstrap_metrics(y, p, None, patients, 50, seed=2))
+    assert own["micro_auc_ci_high"] - own["micro_auc_ci_low"] > 0.05
+    # The labels themselves beat a constant-plus-noise scorer on every resample; reversed, the claim is contradicted.
+    noise = np.random.default_rng(0).random(y.shape)
+    assert metrics.paired_bootstrap(y, y + 0.01 * noise, noise, patients, 50, seed=2)["verdict"] == "holds"
+    assert metrics.paired_bootstrap(y, noise, y + 0.01 * noise, patients, 50, seed=2)["verdict"] == "contradicted"
+    with pytest.raises(ValueError, match="threshold-free"):
+        metrics.paired_bootstrap(y, p, p, patients, 5, metric="micro_f1")

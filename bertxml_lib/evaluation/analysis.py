@@ -3,8 +3,12 @@
 Every number is recomputed from `predictions/<row>.npz` and the cohort's labels: F1 thresholds from
 the dev probabilities and dev labels only (`thresholds`), every metric from the test probabilities,
 95% CIs from a patient-level bootstrap of the test notes (`metrics.bootstrap_metrics`; one set of
-resamples shared by all rows). `metrics/<row>.json` only supplies descriptive fields (family,
-encoder, max_len, train time). The paper's numbers come from `paper_results`, compared in
+resamples shared by all rows, so two rows' difference is paired). Macro AUC averages over the codes with
+at least `min_test_positives` test positives (`n_codes_macro` says how many). Every table carries the
+floor row `prior` (written here, `evaluation.prior`) and, on synthetic data, the ceiling row `oracle`
+(notebook 01); `headroom_share = (auc - prior) / (oracle - prior)` places each row between them.
+`metrics/<row>.json` only supplies descriptive fields (family, encoder, max_len, train time). The
+paper's numbers come from `paper_results`, compared (paired bootstrap, three-way verdicts) in
 `paper_compare`.
 """
 from __future__ import annotations
@@ -18,18 +22,21 @@ import pandas as pd
 from bertxml_lib.core.atomic import read_json, write_csv, write_json
 from bertxml_lib.core.figures import new_figure, row_colour, row_styles, save_figure
 from bertxml_lib.core.paths import RunPaths
-from bertxml_lib.core.rows import parse_row
+from bertxml_lib.core.rows import REFERENCE_ROWS, parse_row
 from bertxml_lib.data import icd
 from bertxml_lib.data.cohort import load_cohort
 from bertxml_lib.evaluation import metrics, thresholds
-from bertxml_lib.evaluation.paper_compare import paper_vs_reproduced  # noqa: F401  (re-exported: notebook 06 and tests use it here)
+from bertxml_lib.evaluation.paper_compare import comparison_pairs, paper_vs_reproduced
 from bertxml_lib.evaluation.paper_results import OUR_FAMILIES, paper_table4
 from bertxml_lib.evaluation.predictions import Predictions, load_predictions
+from bertxml_lib.evaluation.prior import run_prior
 from bertxml_lib.models.encoders import ENCODERS
 
 CI_COLUMNS = [f"{m}_ci_{side}" for m in metrics.METRICS for side in ("low", "high")]
-TABLE2_COLUMNS = ["model", "family", "encoder", "max_len", *metrics.METRICS, *CI_COLUMNS, "threshold",
-                  "threshold_mode", "n_codes", "n_codes_skipped", "n_bootstrap", "train_seconds", "status"]
+HEADROOM_COLUMNS = ["headroom_share", "headroom_share_ci_low", "headroom_share_ci_high"]
+TABLE2_COLUMNS = ["model", "family", "encoder", "max_len", *metrics.METRICS, *CI_COLUMNS, *HEADROOM_COLUMNS,
+                  "threshold", "threshold_mode", "n_codes", "n_codes_skipped", "n_codes_macro", "min_test_positives",
+                  "n_bootstrap", "train_seconds", "status"]
 
 
 def row_meta(row: str, meta: dict | None = None) -> dict:
@@ -79,35 +86,75 @@ def _sort_key(family: str, encoder: str, max_len) -> tuple:
             ehr.index(family) if family in ehr else -1, max_len or 0)
 
 
+def bootstrap_rows(preds: list[Predictions], test_labels: np.ndarray, thresholds: dict | None,
+                   patient_ids: Sequence[str], n_bootstrap: int, seed: int = 0,
+                   min_test_positives: int = 1) -> dict[str, dict[str, np.ndarray]]:
+    """Every row's metrics on the same `n_bootstrap` patient resamples (`seed`): `{row: {metric: (B,),
+    "per_code_auc": (B, L)}}`, the input of the CIs, the headroom intervals and the paired comparisons."""
+    macro = metrics.codes_with_positives(test_labels, min_test_positives)
+    return {p.row: metrics.bootstrap_metrics(test_labels, _probs(p, test_labels), (thresholds or {}).get(p.row),
+                                             patient_ids, n_bootstrap, seed, macro, per_code=True) for p in preds}
+
+
 def table2(preds: list[Predictions], test_labels: np.ndarray, metrics_meta: dict[str, dict],
            thresholds: dict[str, float | np.ndarray] | None = None, patient_ids: Sequence[str] | None = None,
-           n_bootstrap: int = 0, seed: int = 0) -> pd.DataFrame:
-    """Table 2: every metric of `metrics.METRICS` on test, with patient-bootstrap 95% CIs.
+           n_bootstrap: int = 0, seed: int = 0, min_test_positives: int = 1,
+           samples: dict[str, dict[str, np.ndarray]] | None = None) -> pd.DataFrame:
+    """Table 2: every metric of `metrics.METRICS` on test, with patient-bootstrap 95% CIs and headroom.
 
     `thresholds[row]` is the row's dev-tuned F1 threshold (`thresholds.tune`; a float or one per
-    code); F1 columns are NaN for rows without one. CI columns are NaN unless `patient_ids` (one per
-    test note) and `n_bootstrap > 0` are given; every row uses the same resamples (`seed`).
+    code); F1 columns are NaN for rows without one. Macro AUC averages over codes with at least
+    `min_test_positives` test positives (`n_codes_macro`). CI columns come from `samples`
+    (`bootstrap_rows`), computed here when `patient_ids` (one per test note) and `n_bootstrap > 0` are
+    given; NaN otherwise. Every row uses the same resamples (`seed`). `headroom_share` (`headroom`)
+    needs the `prior` and `oracle` rows.
     """
     thresholds = thresholds or {}
+    if samples is None and patient_ids is not None and n_bootstrap > 0:
+        samples = bootstrap_rows(preds, test_labels, thresholds, patient_ids, n_bootstrap, seed, min_test_positives)
+    samples = samples or {}
+    macro = metrics.codes_with_positives(test_labels, min_test_positives)
     rows = []
     for pred in preds:
         probs = _probs(pred, test_labels)
         threshold = thresholds.get(pred.row)
         meta = row_meta(pred.row, metrics_meta.get(pred.row))
         row = {"model": pred.row, "family": meta["family"], "encoder": meta["encoder"], "max_len": meta["max_len"]}
-        row |= metrics.score_all(test_labels, probs, threshold)
-        if patient_ids is not None and n_bootstrap > 0:
-            row |= metrics.confidence_intervals(
-                metrics.bootstrap_metrics(test_labels, probs, threshold, patient_ids, n_bootstrap, seed))
+        row |= metrics.score_all(test_labels, probs, threshold, macro)
+        if pred.row in samples:
+            row |= metrics.confidence_intervals(samples[pred.row])
         per_code = threshold is not None and np.ndim(threshold) == 1
         row |= {"threshold": np.nan if threshold is None else float(np.median(threshold)),
                 "threshold_mode": "" if threshold is None else ("dev_per_code_median" if per_code else "dev_global"),
                 "n_codes": probs.shape[1], "n_codes_skipped": int((~metrics.evaluable_codes(test_labels)).sum()),
-                "n_bootstrap": n_bootstrap if patient_ids is not None else 0, "train_seconds": meta["train_seconds"],
-                "status": "ok"}
+                "n_codes_macro": int(macro.sum()), "min_test_positives": int(min_test_positives),
+                "n_bootstrap": len(samples[pred.row]["micro_auc"]) if pred.row in samples else 0,
+                "train_seconds": meta["train_seconds"], "status": "ok"}
         rows.append(row)
     rows.sort(key=lambda r: _sort_key(r["family"], r["encoder"], r["max_len"]))
-    return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
+    return headroom(pd.DataFrame(rows, columns=TABLE2_COLUMNS), samples)
+
+
+def headroom(table2_df: pd.DataFrame, samples: dict[str, dict[str, np.ndarray]] | None = None,
+             metric: str = "micro_auc") -> pd.DataFrame:
+    """Table 2 with `headroom_share = (auc - prior) / (oracle - prior)` of `metric` for every row: 0 at the
+    label prior, 1 at the oracle; NaN without both rows (real data has no oracle). Its 95% interval is the
+    percentile interval of the same ratio on each resample (`samples`, shared by all rows)."""
+    out = table2_df.copy()
+    out[HEADROOM_COLUMNS] = np.nan
+    values = out.set_index("model")[metric]
+    if not {"prior", "oracle"} <= set(values.index) or not values["oracle"] > values["prior"]:
+        return out
+    out["headroom_share"] = (out[metric] - values["prior"]) / (values["oracle"] - values["prior"])
+    samples = samples or {}
+    if "prior" in samples and "oracle" in samples:
+        floor, span = samples["prior"][metric], samples["oracle"][metric] - samples["prior"][metric]
+        for i, row in out["model"].items():
+            if row in samples:
+                share = (samples[row][metric] - floor) / np.where(span > 0, span, np.nan)
+                ci = metrics.confidence_intervals({"share": share})
+                out.loc[i, ["headroom_share_ci_low", "headroom_share_ci_high"]] = ci["share_ci_low"], ci["share_ci_high"]
+    return out
 
 
 def table3_low_frequency(preds: list[Predictions], test_labels: np.ndarray, train_counts: dict[str, int],
@@ -304,7 +351,7 @@ def frequency_bins_figure(bins_df: pd.DataFrame, path: str | Path):
 # ---------------------------------------------------------------------------------------------
 
 def best_rows(table2_df: pd.DataFrame) -> dict[str, str]:
-    """The best row (by test micro AUC) of every family, in Table 2 order."""
+    """The best row (by test micro AUC) of every family (the floor and ceiling rows included), in Table 2 order."""
     best = table2_df.loc[table2_df.groupby("family", sort=False)["micro_auc"].idxmax()]
     return dict(zip(best["family"], best["model"]))
 
@@ -387,18 +434,21 @@ def write_timings(paths, table2_df: pd.DataFrame, comparison: pd.DataFrame) -> t
 
 def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 45, high_auc: float = 0.98,
                  confused_top: int = 10, n_bootstrap: int = 200, seed: int = 0, per_code_thresholds: bool = False,
-                 n_freq_bins: int = 4) -> dict:
+                 n_freq_bins: int = 4, min_test_positives: int = 5) -> dict:
     """Notebook 06: every table of paper 4.4, Figure 2 and the frequency bins from `predictions/*.npz`.
 
     Thresholds are tuned per row on dev (`per_code_thresholds` for one per code) before test is read;
     CIs come from `n_bootstrap` patient resamples drawn with `seed` (0 skips them). Table 4, Figure
     2's count of high-AUC codes and the confused pairs use the best XML row (the paper's Big EHR
-    BERT + XML), or the best row when no XML row was run. Outputs are written atomically; training
+    BERT + XML), or the best model row when no XML row was run. Outputs are written atomically; training
     times go to `metrics/timings/analysis.json`, not to the tables (`write_timings`). The label set's
-    `icd_version` (9 or 10) decides which codes count as related in the confused pairs.
+    `icd_version` (9 or 10) decides which codes count as related in the confused pairs. The `prior` row
+    is written first (cheap, train labels only); `paper_vs_reproduced_pairs.csv` lists every compared pair.
     """
 
     paths = RunPaths(out_dir)
+    if paths.predictions_dir.exists() and any(paths.predictions_dir.glob("*.npz")):
+        run_prior(out_dir)  # the floor row of every table and figure
     files = sorted(paths.predictions_dir.glob("*.npz")) if paths.predictions_dir.exists() else []
     if not files:
         raise FileNotFoundError(f"{paths.predictions_dir}: no predictions; run notebooks 04 and 05 first")
@@ -410,20 +460,25 @@ def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 
     meta = {p.row: read_json(paths.metrics_file(p.row)) for p in preds if paths.metrics_file(p.row).exists()}
     by_row = {p.row: p for p in preds}
 
-    t2 = table2(preds, y, meta, chosen, test["patient_id"].astype(str).tolist(), n_bootstrap, seed)
+    patients = test["patient_id"].astype(str).tolist()
+    samples = bootstrap_rows(preds, y, chosen, patients, n_bootstrap, seed, min_test_positives) if n_bootstrap > 0 else {}
+    t2 = table2(preds, y, meta, chosen, patients, n_bootstrap, seed, min_test_positives, samples)
     t3 = table3_low_frequency(preds, y, cohort.train_counts, cohort.codes, low_freq_max, meta)
     bins = frequency_bins(preds, y, cohort.train_counts, cohort.codes, chosen, n_freq_bins, meta)
     best = best_rows(t2)
-    focus = best.get("xml", t2.loc[t2["micro_auc"].idxmax(), "model"])
+    models = t2[~t2["model"].isin(REFERENCE_ROWS)]
+    focus = best.get("xml", models.loc[models["micro_auc"].idxmax(), "model"] if len(models) else t2["model"].iloc[0])
     t4 = table4_per_code(by_row[focus], y, cohort.codes, cohort.descriptions, cohort.train_counts, top_codes)
     per_code = {row: metrics.per_code_auc(y, by_row[row].test_probs) for row in best.values()}
     n_high, n_evaluated = count_high_auc(per_code[focus], high_auc)
     icd_version = int(read_json(paths.label_set).get("icd_version", 10))
     confused = confused_pairs(by_row[focus], y, cohort.codes, cohort.descriptions, confused_top, icd_version)
     codes_per_note = float(cohort.split("train")["codes"].map(len).mean())
+    low_freq = np.array([cohort.train_counts[c] < low_freq_max for c in cohort.codes])
+    pairs: list[dict] = []
     comparison = paper_vs_reproduced(
         t2, t3, {"row": focus, "n_high": n_high, "n_evaluated": n_evaluated, "threshold": high_auc},
-        confused, _read_oov(paths), codes_per_note)
+        confused, _read_oov(paths), codes_per_note, samples, low_freq, pairs)
 
     records = [read_json(f) for f in sorted(paths.metrics_dir.glob("*.json"))]
     t2 = with_not_run_rows(t2, records)
@@ -434,8 +489,9 @@ def run_analysis(out_dir: str | Path, low_freq_max: int = 100, top_codes: int = 
     write_csv(paths.table("frequency_bins.csv"), bins)
     write_csv(paths.table("confused_pairs.csv"), confused)
     write_csv(paths.table("paper_vs_reproduced.csv"), tables_comparison)
+    write_csv(paths.table("paper_vs_reproduced_pairs.csv"), comparison_pairs(pairs))
     auc_distribution_figure(per_code, paths.figure("figure2_auc_distribution.png"), high_auc)
     frequency_bins_figure(bins, paths.figure("frequency_bins.png"))
     return {"table2": t2, "table3": t3, "table4": t4, "frequency_bins": bins, "confused_pairs": confused,
-            "paper_vs_reproduced": comparison, "per_code_auc": per_code, "best_row": focus, "n_high_auc": n_high,
+            "paper_vs_reproduced": comparison, "comparison_pairs": comparison_pairs(pairs), "per_code_auc": per_code, "best_row": focus, "n_high_auc": n_high,
             "n_codes_evaluated": n_evaluated, "thresholds": chosen}

@@ -11,11 +11,19 @@ Definitions (test split, `y_true, y_prob (n_notes, n_codes)`):
   true codes among its k highest, averaged over notes with at least one label (undefined otherwise).
   Ties in the top k go to the lower column index (label-set order: more frequent codes first).
 - `map`: sklearn `average_precision_score` of each code, averaged over codes with a positive.
+- `macro_codes` (optional boolean `(n_codes,)`): the codes `macro_auc` averages over, e.g. those with at
+  least N test positives (`codes_with_positives`): a code with one or two test positives has an AUC that
+  is mostly noise.
 
 Point estimates use scikit-learn. Bootstrap CIs resample patients with replacement (notes of one
 patient move together) and recompute every metric on each resample; a resample is a vector of
 integer note weights, and `weighted_metrics` evaluates all resamples at once with sorted tie groups
 and sparse products (tested equal to sklearn with `sample_weight`).
+
+Comparisons of two rows are paired: both rows are scored on the same resamples (same patient ids and
+seed give the same note weights), the difference a - b is taken per resample, and its percentile
+interval decides the verdict (`verdict`): `holds` when the interval lies above 0, `contradicted` when
+below, `inconclusive` when it spans 0. Never from point estimates alone.
 """
 from __future__ import annotations
 
@@ -139,12 +147,31 @@ def mean_average_precision(y_true, y_prob) -> float:
     return float(np.mean([average_precision_score(y_true[:, j], y_prob[:, j]) for j in present]))
 
 
-def score_all(y_true, y_prob, threshold) -> dict[str, float]:
-    """Every metric of `METRICS` (scikit-learn reference path); F1 needs a dev-tuned `threshold`."""
+def codes_with_positives(y_true, min_positives: int) -> np.ndarray:
+    """Boolean `(n_codes,)`: codes with at least `min_positives` positive notes (and a negative one)."""
+    if int(min_positives) < 1:
+        raise ValueError(f"min_positives must be >= 1, got {min_positives}")
+    y_true = np.asarray(y_true)
+    return evaluable_codes(y_true) & (y_true.sum(axis=0) >= int(min_positives))
+
+
+def _macro_mask(macro_codes, n_codes: int) -> np.ndarray:
+    if macro_codes is None:
+        return np.ones(n_codes, dtype=bool)
+    mask = np.asarray(macro_codes, dtype=bool)
+    if mask.shape != (n_codes,):
+        raise ValueError(f"macro_codes must be a boolean ({n_codes},) mask, got shape {mask.shape}")
+    return mask
+
+
+def score_all(y_true, y_prob, threshold, macro_codes=None) -> dict[str, float]:
+    """Every metric of `METRICS` (scikit-learn reference path); F1 needs a dev-tuned `threshold`;
+    `macro_auc` averages over `macro_codes` (default: every evaluable code)."""
     y_true, y_prob = _check(y_true, y_prob)
     flat = y_true.ravel()
+    mask = _macro_mask(macro_codes, y_true.shape[1])
     out = {"micro_auc": micro_auc(y_true, y_prob) if 0 < flat.sum() < flat.size else float("nan"),
-           "macro_auc": macro_auc(y_true, y_prob)[0]}
+           "macro_auc": macro_auc(y_true[:, mask], y_prob[:, mask])[0] if mask.any() else float("nan")}
     out |= f1_scores(y_true, y_prob, threshold) if threshold is not None else dict.fromkeys(
         ("micro_f1", "macro_f1", "macro_f1_present"), float("nan"))
     out |= {f"p_at_{k}": precision_at_k(y_true, y_prob, k) for k in PRECISION_KS}
@@ -224,9 +251,10 @@ class WeightedScorer:
     """Every metric of `METRICS` for blocks of note weights `(B, n_notes)` (integer weights = duplicated
     notes); the sorting and top-k work is done once here, `score(weights)` is then a few products."""
 
-    def __init__(self, y_true, y_prob, threshold):
+    def __init__(self, y_true, y_prob, threshold, macro_codes=None):
         y_true, y_prob = _check(y_true, y_prob)
         self.y = y_true.astype(np.float64)  # (n_notes, n_codes)
+        self.macro = _macro_mask(macro_codes, y_true.shape[1])
         self.micro = _TieGroups(y_true, y_prob, per_code=False, descending=False)
         self.by_code = _TieGroups(y_true, y_prob, per_code=True, descending=False)
         self.by_code_desc = _TieGroups(y_true, y_prob, per_code=True, descending=True)
@@ -242,14 +270,16 @@ class WeightedScorer:
         out[:, groups.codes] = values
         return out
 
-    def score(self, weights) -> dict[str, np.ndarray]:
-        """`{metric: (B,)}`; codes and notes enter each average only where that resample defines them."""
+    def score(self, weights, per_code: bool = False) -> dict[str, np.ndarray]:
+        """`{metric: (B,)}`; codes and notes enter each average only where that resample defines them.
+        `per_code` adds `"per_code_auc": (B, n_codes)` (NaN where a resample leaves a code one class)."""
         weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
         if weights.shape[1] != self.y.shape[0]:
             raise ValueError(f"weights must be (B, n_notes={self.y.shape[0]}), got {weights.shape}")
         y, b = self.y, len(weights)
+        code_auc = self._per_code(self.by_code, _weighted_auc(self.by_code, weights))  # (B, n_codes)
         out = {"micro_auc": _weighted_auc(self.micro, weights)[:, 0],
-               "macro_auc": _nanmean_rows(self._per_code(self.by_code, _weighted_auc(self.by_code, weights)))}
+               "macro_auc": _nanmean_rows(code_auc[:, self.macro]) if self.macro.any() else np.full(b, np.nan)}
         if self.pred is None:
             out |= dict.fromkeys(("micro_f1", "macro_f1", "macro_f1_present"), np.full(b, np.nan))
         else:
@@ -264,7 +294,7 @@ class WeightedScorer:
         for k, per_note in self.recall.items():
             out[f"r_at_{k}"] = _safe_divide(labelled @ per_note[self.has_label], labelled.sum(axis=1), np.nan)
         out["map"] = _nanmean_rows(self._per_code(self.by_code_desc, _weighted_ap(self.by_code_desc, weights)))
-        return {m: out[m] for m in METRICS}
+        return {m: out[m] for m in METRICS} | ({"per_code_auc": code_auc} if per_code else {})
 
 
 def weighted_metrics(y_true, y_prob, threshold, weights) -> dict[str, np.ndarray]:
@@ -284,16 +314,18 @@ def patient_resample_weights(patient_ids, n_resamples: int, seed: int) -> np.nda
 
 
 def bootstrap_metrics(y_true, y_prob, threshold, patient_ids, n_resamples: int = 200,
-                      seed: int = 0) -> dict[str, np.ndarray]:
-    """`{metric: (n_resamples,)}` over patient-level bootstrap resamples of the notes (see module docstring)."""
+                      seed: int = 0, macro_codes=None, per_code: bool = False) -> dict[str, np.ndarray]:
+    """`{metric: (n_resamples,)}` over patient-level bootstrap resamples of the notes (see module docstring);
+    `per_code` adds `"per_code_auc": (n_resamples, n_codes)`. The same `patient_ids` and `seed` give every
+    row the same resamples, which is what makes `paired_difference` paired."""
     y_true, y_prob = _check(y_true, y_prob)
     if len(patient_ids) != y_true.shape[0]:
         raise ValueError(f"got {len(patient_ids)} patient ids for {y_true.shape[0]} notes")
     weights = patient_resample_weights(patient_ids, n_resamples, seed)
-    scorer = WeightedScorer(y_true, y_prob, threshold)
+    scorer = WeightedScorer(y_true, y_prob, threshold, macro_codes)
     n_blocks = -(-n_resamples * y_true.size // _BLOCK_ENTRIES)  # ceil: bound the (B, pairs) temporaries
-    parts = [scorer.score(block) for block in np.array_split(weights, max(n_blocks, 1))]
-    return {m: np.concatenate([p[m] for p in parts]) for m in METRICS}
+    parts = [scorer.score(block, per_code) for block in np.array_split(weights, max(n_blocks, 1))]
+    return {m: np.concatenate([p[m] for p in parts]) for m in parts[0]}
 
 
 def confidence_intervals(samples: dict[str, np.ndarray], level: float = 0.95) -> dict[str, float]:
@@ -301,8 +333,48 @@ def confidence_intervals(samples: dict[str, np.ndarray], level: float = 0.95) ->
     tail = (1 - level) / 2 * 100
     out = {}
     for metric, values in samples.items():
+        if np.ndim(values) != 1:
+            continue  # per-code resamples (`per_code=True`) have no single interval
         values = np.asarray(values, dtype=np.float64)
         values = values[~np.isnan(values)]
         low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan)
         out[f"{metric}_ci_low"], out[f"{metric}_ci_high"] = float(low), float(high)
     return out
+
+
+VERDICTS = ("holds", "contradicted", "inconclusive")
+
+
+def verdict(ci_low: float, ci_high: float) -> str:
+    """`holds` if the interval of a difference (claimed better - claimed worse) lies above 0,
+    `contradicted` if below 0, `inconclusive` if it touches or spans 0 (or is undefined)."""
+    if np.isnan(ci_low) or np.isnan(ci_high):
+        return "inconclusive"
+    return "holds" if ci_low > 0 else "contradicted" if ci_high < 0 else "inconclusive"
+
+
+def paired_difference(samples_a, samples_b, point_a: float, point_b: float, level: float = 0.95) -> dict:
+    """Paired bootstrap difference a - b: `samples_a, samples_b (B,)` are one metric of two rows on the SAME
+    resamples. Returns `{difference (point_a - point_b), ci_low, ci_high (percentile interval of the
+    per-resample differences), verdict, n_resamples (resamples where both are defined)}`."""
+    a, b = np.asarray(samples_a, dtype=np.float64), np.asarray(samples_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired samples must be two (B,) arrays of one resample set, got {a.shape} and {b.shape}")
+    diff = a - b
+    diff = diff[~np.isnan(diff)]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(diff, [tail, 100 - tail]) if len(diff) else (np.nan, np.nan)
+    return {"difference": float(point_a) - float(point_b), "ci_low": float(low), "ci_high": float(high),
+            "verdict": verdict(float(low), float(high)), "n_resamples": int(len(diff))}
+
+
+def paired_bootstrap(y_true, probs_a, probs_b, patient_ids, n_resamples: int = 200, seed: int = 0,
+                     metric: str = "micro_auc", macro_codes=None, level: float = 0.95) -> dict:
+    """`paired_difference` of `metric` between two score matrices on one test set, resampling patients."""
+    if metric not in METRICS or metric.endswith(("f1", "f1_present")):
+        raise ValueError(f"metric must be a threshold-free metric of METRICS, got {metric!r}")
+    a = bootstrap_metrics(y_true, probs_a, None, patient_ids, n_resamples, seed, macro_codes)
+    b = bootstrap_metrics(y_true, probs_b, None, patient_ids, n_resamples, seed, macro_codes)
+    point_a = score_all(y_true, probs_a, None, macro_codes)[metric]
+    point_b = score_all(y_true, probs_b, None, macro_codes)[metric]
+    return paired_difference(a[metric], b[metric], point_a, point_b, level)
