@@ -274,7 +274,8 @@ SCALING_MODELS = ("prior", "oracle", "logreg", "xml", "cls")
 def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions: Sequence[float],
                 models: Sequence[str], max_len: int, epochs: int, batch_tokens: int, lr: float, head_lr: float,
                 warmup: float, weight_decay: float, eval_batch_size: int, max_tokens: int, C: float,
-                n_bootstrap: int, device: str = "auto", threads: int = 0) -> dict:
+                n_bootstrap: int, test_patients: int = 0, min_test_positives: int = 1, device: str = "auto",
+                threads: int = 0) -> dict:
     """Notebook 08: test micro/macro AUC against the number of training patients (nested subsets of the training
     split; the cohort's label set, dev and test splits at every size), with patient-bootstrap intervals, a
     fitted curve per model and the BERT-XML / LogReg crossing.
@@ -282,8 +283,11 @@ def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions
     `models` are `prior` (training frequency), `oracle` (the generator-truth lookup, fitted on the subset;
     synthetic data only), `logreg` (notebook 05's bag of words) and `xml` / `cls` (notebook 03's `encoder`,
     pretrained once on the full training split, fine-tuned on each subset at `max_len` for `epochs` epochs,
-    the epoch chosen on dev). Writes `tables/scaling.csv`, `tables/scaling_fit.csv`,
-    `tables/scaling_crossing.csv`, `figures/figure_scaling.png` and wall times in `metrics/timings/`."""
+    the epoch chosen on dev). `test_patients` > 0 scores a seeded sample of that many test patients (the same
+    sample at every size, for every model) instead of the whole test split; macro AUC averages over codes with
+    at least `min_test_positives` scored test positives (Table 2's rule). Writes `tables/scaling.csv`,
+    `tables/scaling_fit.csv`, `tables/scaling_crossing.csv`, `figures/figure_scaling.png` and wall/CPU times in
+    `metrics/timings/scaling.json`."""
     unknown = sorted(set(map(str, models)) - set(SCALING_MODELS))
     if unknown or not models:
         raise ConfigError(f"scaling.models: {list(models)} must name some of {', '.join(SCALING_MODELS)}")
@@ -291,6 +295,9 @@ def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions
     paths = RunPaths(out_dir)
     cohort = load_cohort(out_dir)
     train, dev, test = cohort.split("train"), cohort.split("dev"), cohort.split("test")
+    if 0 < test_patients < test["patient_id"].nunique():  # speed: a fixed seeded sample, never size-dependent
+        test = test[test["patient_id"].isin(scaling.patient_order(test["patient_id"], seed)[:test_patients])]
+        test = test.reset_index(drop=True)
     y_train, y_dev, y_test = cohort.label_matrix(train), cohort.label_matrix(dev), cohort.label_matrix(test)
     sizes = scaling.subset_sizes(train["patient_id"].nunique(), train_fractions)
     subsets = scaling.nested_subsets(train["patient_id"], sizes, seed)
@@ -317,7 +324,7 @@ def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions
                 probs = oracle.score(oracle.fit_lookup(train_views[keep], y), test_views)
             elif model == "logreg":
                 _, probs, info = baselines.bag_of_words_logreg(texts, y, dev["text"].tolist(), test["text"].tolist(),
-                                                               max_tokens=max_tokens, C=C, seed=seed)
+                                                               max_tokens=max_tokens, C=C, seed=seed, Y_dev=y_dev)
                 extra = {"C": info["C"]}
             else:
                 net, tok = coding_model(paths.pretrained_dir(encoder), model, cohort, seed=seed, max_len=max_len)
@@ -330,8 +337,10 @@ def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions
             seconds[f"{model}_{n}"] = {"wall": round(time.perf_counter() - started, 2),
                                        "cpu": round(time.process_time() - cpu, 2)}
             rows.append({"train_fraction": round(n / train["patient_id"].nunique(), 4),
-                         "n_train_patients": n, "n_train_notes": int(keep.sum()), "model": model}
-                        | scaling.auc_with_intervals(y_test, probs, test["patient_id"], n_bootstrap, seed) | extra)
+                         "n_train_patients": n, "n_train_notes": int(keep.sum()), "model": model,
+                         "n_test_patients": int(test["patient_id"].nunique())}
+                        | scaling.auc_with_intervals(y_test, probs, test["patient_id"], n_bootstrap, seed,
+                                                     min_test_positives) | extra)
     table = pd.DataFrame(rows)
     fits, crossings = scaling.fit_all(table)
     write_csv(paths.table("scaling.csv"), table)

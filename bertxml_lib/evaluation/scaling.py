@@ -152,13 +152,18 @@ CROSSING = ("xml", "logreg")  # BERT-XML against logistic regression (paper Tabl
 NAMES = {"xml": "BERT-XML", "logreg": "LogReg", "cls": "BERT [CLS]", "prior": "label prior", "oracle": "oracle"}
 
 
-def auc_with_intervals(y_test, probs, patient_ids, n_bootstrap: int, seed: int) -> dict[str, float]:
+def auc_with_intervals(y_test, probs, patient_ids, n_bootstrap: int, seed: int,
+                       min_test_positives: int = 1) -> dict[str, float]:
     """`micro_auc, micro_auc_ci_low, micro_auc_ci_high, macro_auc, ...` on the test notes (NaN intervals when
-    `n_bootstrap` is 0)."""
-    out = {"micro_auc": metrics.micro_auc(y_test, probs), "macro_auc": metrics.macro_auc(y_test, probs)[0]}
+    `n_bootstrap` is 0); macro AUC over codes with at least `min_test_positives` test positives, as Table 2."""
+    mask = metrics.codes_with_positives(y_test, min_test_positives)
+    out = {"micro_auc": metrics.micro_auc(y_test, probs),
+           "macro_auc": metrics.macro_auc(np.asarray(y_test)[:, mask], np.asarray(probs)[:, mask])[0]
+           if mask.any() else float("nan")}
     ci = {}
     if n_bootstrap > 0:
-        samples = metrics.bootstrap_metrics(y_test, probs, None, list(patient_ids), n_bootstrap, seed)
+        samples = metrics.bootstrap_metrics(y_test, probs, None, list(patient_ids), n_bootstrap, seed,
+                                            macro_codes=mask)
         ci = metrics.confidence_intervals({m: samples[m] for m in AUC_METRICS})
     return {k: v for m in AUC_METRICS
             for k, v in ((m, out[m]), (f"{m}_ci_low", ci.get(f"{m}_ci_low", np.nan)),
