@@ -44,6 +44,9 @@ def scaling_figure(table: pd.DataFrame, fits: dict[tuple[str, str], CurveFit], c
             ax.annotate(f"XML = LogReg\n~{cross:.0f} patients", (cross, ax.get_ylim()[0]), xytext=(4, 8),
                         textcoords="offset points", fontsize=8, color="#333333")
         ax.set_xscale("log")
+        sizes = sorted(int(n) for n in table["n_train_patients"].unique())
+        ax.set_xticks(sizes, [str(n) for n in sizes], minor=False)  # the measured sizes, not powers of ten
+        ax.set_xticks([], minor=True)
         ax.set(xlabel="training patients (log scale)", ylabel=f"test {label}", title=f"test {label}")
         ax.grid(alpha=0.3, which="both")
         if k == 0:
