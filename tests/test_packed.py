@@ -5,7 +5,15 @@ from transformers import BertForMaskedLM
 
 from bertxml_lib.models.encoders import make_bert_config
 from bertxml_lib.models.modeling import BertForIcdCoding
-from bertxml_lib.models.packed import PackedMaskedLMLoss, _runs, icd_forward_packed, supports_packed
+from bertxml_lib.models.packed import (
+    PackedMaskedLMLoss,
+    _runs,
+    coding_forward,
+    icd_forward_packed,
+    real_tokens,
+    supports_packed,
+    unpad_batch,
+)
 from bertxml_lib.text.segments import pack_segments, pad_batch
 from bertxml_lib.training.pretrain import MaskedLMLoss
 
@@ -83,3 +91,20 @@ def test_hier_head_is_not_packed():
     assert not supports_packed(model) and supports_packed(BertForIcdCoding(_config("xml")))
     with pytest.raises(ValueError, match="cls, xml or lan"):
         icd_forward_packed(model, *pack_segments(_segments()))
+
+
+def test_unpad_batch_by_hand():
+    batch = {"input_ids": torch.tensor([[2, 7, 3], [2, 3, 0]]), "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+             "labels": torch.tensor([[-100, 9, -100], [-100, 4, -100]])}
+    out = unpad_batch(batch)
+    assert out["input_ids"].tolist() == [2, 7, 3, 2, 3] and out["position_ids"].tolist() == [0, 1, 2, 0, 1]
+    assert out["lengths"].tolist() == [3, 2] and out["labels"].tolist() == [-100, 9, -100, -100, 4]
+
+
+def test_coding_forward_packed_equals_padded_reference():
+    torch.manual_seed(0)
+    model = BertForIcdCoding(_config("xml")).eval()
+    packed = coding_forward(model, _segments(), 0, "cpu")
+    padded = coding_forward(model, _segments(), 0, "cpu", packed=False)
+    assert torch.allclose(packed.logits, padded.logits, atol=1e-6)
+    assert real_tokens(_segments()) == sum(LENGTHS) and real_tokens([_segments(), _segments()[:1]]) == sum(LENGTHS) + 32

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 
@@ -257,11 +258,22 @@ def contender(task: str, name: str, model, work: Workload, rung: Rung | None, en
     return rounds.Contender(name, plan, step, padded)
 
 
+def threads_for_load() -> tuple[int, str]:
+    """Intra-op threads for a run: every core on a quiet machine, 1 when the 1-minute load average already fills
+    the cores. Two OpenMP threads of a process that gets less than the machine make every parallel region wait
+    for the other thread to be scheduled: on this 2-core machine at load ~20 that slowed a packed training step
+    13x (29.7 s vs 2.2 s with 1 thread) and a padded one 1.5x, so the ratio would measure the scheduler."""
+    cores, load = os.cpu_count() or 1, os.getloadavg()[0]
+    if load >= cores:
+        return 1, f"1-minute load average {load:.1f} >= {cores} cores"
+    return cores, f"1-minute load average {load:.1f} < {cores} cores"
+
+
 def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_notes: int | None = None,
               batch_size: int | None = None, seed: int = 0, device: str = "auto", progress: bool = True,
-              n_rounds: int | None = None, padded_batches: int | None = None) -> dict:
+              n_rounds: int | None = None, padded_batches: int | None = None, threads: int = 0) -> dict:
     """Baseline and every rung of `task` ('pretrain', 'finetune', 'inference') in one process, interleaved
-    over `n_rounds` rounds; returns the JSON dict."""
+    over `n_rounds` rounds; returns the JSON dict. `threads` 0: `threads_for_load()`."""
     if task not in ("pretrain", "finetune", "inference"):
         raise ValueError(f"task must be pretrain, finetune or inference, got {task!r}")
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
@@ -271,9 +283,13 @@ def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_note
     n_rounds = n_rounds or (7 if quick else 15)
     padded_batches = padded_batches or (2 if quick else 4)
     log = print if progress else (lambda *a, **k: None)
+    threads, threads_why = (threads, "--threads") if threads else threads_for_load()
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     work = build_workload(n_notes, seed, vocab_size=4000 if quick else 8000)
     lengths = np.array([len(s) for s in work.segments])
-    log(f"[bench {task}] {work.n_notes} notes, {len(work.segments)} segments, encoder {encoder}, {n_rounds} rounds on {dev}")
+    log(f"[bench {task}] {work.n_notes} notes, {len(work.segments)} segments, encoder {encoder}, {n_rounds} rounds on {dev}, "
+        f"{threads} thread(s) ({threads_why})")
     base_model = make_model(task, encoder, len(work.tokenizer), seed).to(dev)
     reference = parity_pass(task, base_model, work, None, dev)
     base = contender(task, "baseline_hf_eager_fp32_padded_1024", copy.deepcopy(base_model), work, None, encoder,
@@ -295,6 +311,7 @@ def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_note
     for c in contenders:
         rounds.assign_rounds(c, n_rounds, padded_batches, lengths)
     peaks = rounds.interleave(contenders, n_rounds, dev, log)
+    torch.set_num_threads(threads_before)
     notes_per_token = work.n_notes / float(lengths.sum())
     key = "notes_per_s" if task == "inference" else "real_tokens_per_s"
     measured = {c.name: rounds.summarize(c, base, lengths, peaks, MAX_LEN) for c in contenders}
@@ -310,6 +327,7 @@ def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_note
     return {"task": task, "machine": rounds.machine(dev), "speedup_metric": key, "encoder": encoder,
             "model_config": ENCODERS[encoder] | {"vocab_size": len(work.tokenizer)}, "max_len": MAX_LEN,
             "n_notes": work.n_notes, "n_segments": len(work.segments), "batch": f"{batch_size} x {MAX_LEN} tokens",
+            "threads": {"n": threads, "why": threads_why},
             "design": {"rounds": n_rounds, "padded_batches_per_round": padded_batches,
                        "speedup": "median over rounds of rung / baseline throughput in the same round",
                        "order": "baseline, rung 1, rung 2, ... in even rounds, reversed in odd rounds"},
@@ -335,11 +353,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, help="baseline segments per batch (bucketed budget = this x 1024)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 7 with --quick, else 15)")
     p.add_argument("--padded-batches", type=int, help="batches per round of a rung padded to 1024 (default 2 / 4)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: all cores, 1 on a loaded machine)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     result = run_bench(args.task, args.quick, args.encoder, args.notes, args.batch_size, args.seed, args.device,
-                       n_rounds=args.rounds, padded_batches=args.padded_batches)
+                       n_rounds=args.rounds, padded_batches=args.padded_batches, threads=args.threads)
     if args.json:
         write_json(args.json, result)
     else:

@@ -41,10 +41,10 @@ from bertxml_lib.inference.request import (  # noqa: F401  (InputError, read_not
     read_notes,
 )
 from bertxml_lib.models.modeling import BertForIcdCoding, hier_max_tokens
+from bertxml_lib.models.packed import coding_forward
 from bertxml_lib.text.segments import (
     hier_note_lengths,
     length_bucketed_batches,
-    pad_batch,
     pad_hier_batch,
     split_into_segments,
 )
@@ -130,9 +130,9 @@ def attention_weights(model, tokenizer, texts: list[str], max_len: int, codes, b
     found: list[list[list[tuple]]] = [[[] for _ in range(len(codes[i]))] for i in range(len(texts))]
     with torch.inference_mode():
         for batch in progress_bar(batches, desc="evidence", disable=not progress, leave=False, mininterval=5):
-            input_ids, mask = pad_batch([notes[flat[b][0]][flat[b][1]][0] for b in batch], tokenizer.pad_token_id)
-            with runtime.autocast(torch_device):
-                out = model(input_ids.to(torch_device), mask.to(torch_device))
+            segments = [notes[flat[b][0]][flat[b][1]][0] for b in batch]
+            with runtime.autocast(torch_device):  # packed: no padded position computed (models.packed)
+                out = coding_forward(model, segments, tokenizer.pad_token_id, torch_device)
             if out.label_attention is None:
                 return None
             for row, b in enumerate(batch):

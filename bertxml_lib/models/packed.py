@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from transformers import BertForMaskedLM, BertModel
 
 from bertxml_lib.models.modeling import BertForIcdCoding, ClsHead, IcdCodingOutput, LanHead, XmlHead
+from bertxml_lib.text.segments import pack_segments, pad_batch, pad_hier_batch
 
 
 def supports_packed(model) -> bool:
@@ -74,6 +75,18 @@ def encode_packed(bert: BertModel, input_ids: torch.Tensor, position_ids: torch.
     return x
 
 
+def unpad_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A right-padded batch `{input_ids, attention_mask[, labels]}` (labels per token, `(batch, seq)`) as packed
+    segments `{input_ids, position_ids, lengths[, labels]}` (T,): the same tokens, masks and order, no padding."""
+    mask = batch["attention_mask"].bool()  # (batch, seq), ones then zeros in every row
+    lengths = mask.sum(dim=1)
+    position_ids = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)[mask]
+    out = {"input_ids": batch["input_ids"][mask], "position_ids": position_ids, "lengths": lengths.cpu()}
+    if "labels" in batch:
+        out["labels"] = batch["labels"][mask]
+    return out
+
+
 def _repad(hidden: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`(T, hidden)` -> `(n, longest, hidden)` and its 0/1 mask, for a head that attends over a segment's tokens."""
     rows = hidden.split(lengths.tolist())
@@ -117,3 +130,20 @@ class PackedMaskedLMLoss(nn.Module):
         selected = labels != -100  # (T,)
         logits = self.mlm.cls(hidden[selected])  # (n_masked, vocab)
         return F.cross_entropy(logits.float(), labels[selected], reduction="sum")
+
+
+def coding_forward(model: BertForIcdCoding, items: list, pad_id: int, device, labels: torch.Tensor | None = None,
+                   packed: bool = True) -> IcdCodingOutput:
+    """The coding model on a batch of `items` (segments; notes of segments for the hier head): packed with no
+    padding where the head allows (`packed=True`, the suite's path), else padded for the HF forward (the reference)."""
+    if packed and supports_packed(model):
+        input_ids, position_ids, lengths = pack_segments(items)
+        return icd_forward_packed(model, input_ids.to(device), position_ids.to(device), lengths, labels)
+    pad = pad_hier_batch if getattr(model.config, "icd_head", None) == "hier" else pad_batch
+    input_ids, attention_mask = pad(items, pad_id)
+    return model(input_ids.to(device), attention_mask.to(device), labels=labels)
+
+
+def real_tokens(items: list) -> int:
+    """Tokens in a batch of segments (or of notes of segments): what tokens/s counts, padding excluded."""
+    return sum(len(s) if isinstance(s[0], int) else sum(map(len, s)) for s in items)

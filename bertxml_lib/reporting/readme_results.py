@@ -91,16 +91,24 @@ def bench_section(files: list[Path]) -> str:
         rows = [b["baseline"]] + b["rungs"]
         df = pd.DataFrame([{
             "rung": r["name"], "real tokens/s": r.get("real_tokens_per_s"), "notes/s": r.get("notes_per_s"),
-            "speedup": r.get("speedup"), "pad fraction": r.get("pad_fraction"),
+            "speedup": r.get("speedup"), "spread over rounds": _spread(r), "pad fraction": r.get("pad_fraction"),
             "step p50 s": r.get("step_time_p50_s"), "share of matmul peak": r.get("share_of_matmul_peak"),
             "peak MB": (r.get("peak_memory_bytes") or 0) / 2**20 or None,
             "parity": (r.get("parity") or {}).get("ok", "" if r is b["baseline"] else r.get("skipped", "")),
         } for r in rows])
-        parts.append(f"**{b['task']}** — encoder `{b['encoder']}`, {b.get('batch', '')}, {m['device']} "
+        design = b.get("design")
+        rounds = (f"{b['n_notes']} notes, {design['rounds']} interleaved rounds (speedup: median of per-round "
+                  "ratios to the baseline, spread: their min–max), ") if design else ""
+        parts.append(f"**{b['task']}** — encoder `{b['encoder']}`, {b.get('batch', '')}, {rounds}{m['device']} "
                      f"({m['cpu_count']} cores, load {m.get('load_average_1m', float('nan')):.1f}), {m['date']}, "
-                     f"torch {m['torch']}; `{f.name}`\n\n" + _md(df))
+                     f"torch {m['torch']}; `{f.parent.name}/{f.name}`\n\n" + _md(df))
     parts.append(BENCH_END)
     return "\n".join(parts)
+
+
+def _spread(r: dict) -> str | None:
+    s = r.get("speedup_spread")
+    return f"{s['min']:.2f}–{s['max']:.2f}" if s else None
 
 
 def cohort_bench_table(b: dict, name: str) -> str:

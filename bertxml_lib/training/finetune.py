@@ -5,6 +5,8 @@ binary cross-entropy with equal class weights; epochs are chosen on dev AUC. Pap
 are split into segments that each carry the note's labels, and a note's probability is the max over
 its segments. The hierarchical head (Ji et al., seed 003) instead takes one note per batch row (its first
 `max_len` tokens as segments of `config.hier_segment_len`) and gives one prediction per note.
+Segment batches run packed (`models.packed`: no padded position computed, parity-tested against the
+padded HF forward); hier batches run padded.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 from bertxml_lib.core import runtime
 from bertxml_lib.core.progress import progress_bar
 from bertxml_lib.models.modeling import BertForIcdCoding, HierHead, LanHead, XmlHead
+from bertxml_lib.models.packed import coding_forward, real_tokens
 from bertxml_lib.text.segments import (
     encode_notes,
     encode_notes_hierarchical,
@@ -27,7 +30,6 @@ from bertxml_lib.text.segments import (
     max_pool_segments,
     pad_batch,
     pad_fraction,
-    pad_hier_batch,
 )
 from bertxml_lib.training.optim import linear_warmup_schedule, optimizer_step, param_groups
 
@@ -81,13 +83,11 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
         dev_notes = encode_notes_hierarchical(tokenizer, list(dev_texts), cfg.max_len, segment_len, cache_dir=cache_dir)
         segment_labels = torch.from_numpy(train_labels)
         lengths = hier_note_lengths(train_segments)
-        collate = lambda items: pad_hier_batch(items, tokenizer.pad_token_id)  # noqa: E731
     else:
         train_segments, train_index = encode_notes(tokenizer, list(train_texts), cfg.max_len, cache_dir=cache_dir)
         dev_segments, dev_index = encode_notes(tokenizer, list(dev_texts), cfg.max_len, cache_dir=cache_dir)
         segment_labels = torch.from_numpy(train_labels[train_index])  # each segment carries its note's labels
         lengths = np.array([len(s) for s in train_segments])
-        collate = lambda items: pad_batch(items, tokenizer.pad_token_id)  # noqa: E731
     epoch_batches = [length_bucketed_batches(lengths, cfg.batch_tokens, shuffle=True, seed=cfg.seed + epoch)
                      for epoch in range(cfg.epochs)]
     total_steps = sum(len(b) for b in epoch_batches)
@@ -100,13 +100,14 @@ def finetune(model: BertForIcdCoding, tokenizer, train_texts: list[str], train_l
         epoch_start, loss_sum, tokens = time.perf_counter(), 0.0, 0
         bar = progress_bar(batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, mininterval=5)
         for batch in bar:
-            input_ids, attention_mask = collate([train_segments[i] for i in batch])
+            items = [train_segments[i] for i in batch]
             labels = segment_labels[batch].to(device)
             with runtime.autocast(device):
-                loss = model(input_ids.to(device), attention_mask.to(device), labels=labels).loss
+                # Packed segments, no padded position computed (models.packed); hier notes padded.
+                loss = coding_forward(model, items, tokenizer.pad_token_id, device, labels=labels).loss
             optimizer_step(loss, model, optimizer, scheduler)
             loss_sum += loss.item() * len(batch)
-            tokens += int(attention_mask.sum())
+            tokens += real_tokens(items)
             bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{tokens / (time.perf_counter() - epoch_start):.0f}")
         seconds = time.perf_counter() - epoch_start
         if hier:
@@ -183,22 +184,21 @@ def predict_with_attention(model: BertForIcdCoding, tokenizer, text: str, max_le
 def _predict_segments(model, tokenizer, segments, note_index, n_notes, eval_batch_size, batch_tokens, device,
                       progress) -> np.ndarray:
     """Sigmoid probabilities per segment, length-bucketed, then max-pooled per note: `(n_notes, L)`."""
-    probs = _batched_probs(model, segments, np.array([len(s) for s in segments]), pad_batch, tokenizer.pad_token_id,
+    probs = _batched_probs(model, segments, np.array([len(s) for s in segments]), tokenizer.pad_token_id,
                            eval_batch_size, batch_tokens, device, progress)
     return max_pool_segments(probs, note_index, n_notes)
 
 
-def _batched_probs(model, items, lengths, pad, pad_id, eval_batch_size, batch_tokens, device, progress) -> np.ndarray:
+def _batched_probs(model, items, lengths, pad_id, eval_batch_size, batch_tokens, device, progress) -> np.ndarray:
     """Sigmoid probabilities `(len(items), L)`: `items` (segments, or a hier model's notes) in length-bucketed
-    batches of at most `batch_tokens` padded tokens, padded by `pad(items, pad_id)`."""
+    batches of at most `batch_tokens` padded tokens, run packed (hier: padded) by `packed.coding_forward`."""
     model.eval()
     batches = length_bucketed_batches(lengths, batch_tokens, shuffle=False, seed=0, max_batch_size=eval_batch_size)
     probs = np.zeros((len(items), len(model.config.icd_codes)), dtype=np.float32)
     with torch.inference_mode():
         for batch in progress_bar(batches, desc="predict", disable=not progress, leave=False, mininterval=5):
-            input_ids, attention_mask = pad([items[i] for i in batch], pad_id)
             with runtime.autocast(device):
-                logits = model(input_ids.to(device), attention_mask.to(device)).logits
+                logits = coding_forward(model, [items[i] for i in batch], pad_id, device).logits
             probs[batch] = torch.sigmoid(logits.float()).cpu().numpy()
     return probs
 
@@ -209,7 +209,7 @@ def _is_hier(model) -> bool:
 
 def _predict_hier(model, tokenizer, notes, eval_batch_size, batch_tokens, device, progress) -> np.ndarray:
     """Sigmoid probabilities per note of a hier model, notes bucketed by padded size: `(n_notes, L)`."""
-    return _batched_probs(model, notes, hier_note_lengths(notes), pad_hier_batch, tokenizer.pad_token_id,
+    return _batched_probs(model, notes, hier_note_lengths(notes), tokenizer.pad_token_id,
                           eval_batch_size, batch_tokens, device, progress)
 
 

@@ -4,6 +4,8 @@ MLM only (15% of tokens, 80/10/10 replacement as in BERT); the paper also used n
 prediction, which this stage leaves out (a documented non-paper variant). Checkpoints every
 N steps with everything needed to resume exactly, `torchrun` + DDP (see `distributed`), and continued
 pretraining of the off-the-shelf model with 1,024 positions (the paper's "Finetuned BERT (1024)").
+Batches run packed (`models.packed`: the padded batch's real tokens only, parity-tested against
+`MaskedLMLoss`, which stays the padded HF reference).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from bertxml_lib.core.runtime import autocast, seed_everything
 from bertxml_lib.models.encoders import make_bert_config
 from bertxml_lib.models.modeling import extend_position_embeddings
 from bertxml_lib.models.offshelf import offshelf_model_dir
+from bertxml_lib.models.packed import PackedMaskedLMLoss, unpad_batch
 from bertxml_lib.text.segments import encode_notes, length_bucketed_batches
 from bertxml_lib.training.distributed import (
     DistContext,
@@ -117,7 +120,7 @@ def mlm_loss(model, tokenizer, segments, batch_tokens: int, device, seed: int, m
         if n == 0 or i % ctx.world_size != ctx.rank:
             continue
         with autocast(device):
-            totals += torch.tensor([float(MaskedLMLoss(model)(**batch)), n], dtype=torch.float64)
+            totals += torch.tensor([float(PackedMaskedLMLoss(model)(**unpad_batch(batch))), n], dtype=torch.float64)
     model.train()
     total, count = all_reduce_sum(totals, ctx).tolist()
     return total / max(count, 1)
@@ -175,7 +178,7 @@ def pretrain_mlm(tokenizer, train_texts: list[str], dev_texts: list[str], cfg: P
     model.to(device)
     if ctx.rank:
         torch.manual_seed(cfg.seed + ctx.rank)  # own dropout masks per rank; MLM masks come from the collator
-    loss_module = MaskedLMLoss(model)
+    loss_module = PackedMaskedLMLoss(model)  # no padded position computed; same loss as MaskedLMLoss
     if ctx.active:
         loss_module = torch.nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
@@ -217,7 +220,7 @@ def pretrain_mlm(tokenizer, train_texts: list[str], dev_texts: list[str], cfg: P
             rows = shard_rows(len(batches[b]), ctx)
             with autocast(device):
                 # A rank without rows runs row 0 at weight 0 so DDP's all-reduce still sees its gradients.
-                loss_sum = loss_module(**_rank_rows(batch, rows if len(rows) else np.zeros(1, np.int64)))
+                loss_sum = loss_module(**unpad_batch(_rank_rows(batch, rows if len(rows) else np.zeros(1, np.int64))))
             loss_sum = loss_sum if len(rows) else loss_sum * 0.0
             # DDP averages gradients over ranks: scaling by world/n_masked makes that the global mean loss.
             optimizer_step(loss_sum * (ctx.world_size / n_masked), model, optimizer, scheduler)
