@@ -23,6 +23,7 @@ from bertxml_lib.evaluation.prior import prior_probs
 from bertxml_lib.evaluation.records import record_row
 from bertxml_lib.models import modeling
 from bertxml_lib.models.offshelf import load_offshelf_tokenizer, prepare_offshelf_dir
+from bertxml_lib.models.packed import supports_packed
 from bertxml_lib.reporting import evidence_report
 from bertxml_lib.reporting.pretraining_report import mlm_example_figure, save_loss_curve
 from bertxml_lib.reporting.scaling_report import scaling_figure
@@ -234,7 +235,12 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
         pad_fraction=result.get("pad_fraction"),
         # Per-epoch wall times stay here: tables/ holds only what the seed fixes (byte-identical reruns).
         epoch_seconds=[round(h["seconds"], 2) for h in result["history"]],
-        epoch_tokens_per_s=[round(h["tokens_per_s"], 1) for h in result["history"]])
+        epoch_tokens_per_s=[round(h["tokens_per_s"], 1) for h in result["history"]],
+        # Real (unpadded) training tokens/s over all epochs, and notes/s of the dev + test prediction pass.
+        train_tokens_per_s=round(sum(h["tokens_per_s"] * h["seconds"] for h in result["history"])
+                                 / sum(h["seconds"] for h in result["history"]), 1),
+        inference_notes_per_s=round((len(dev) + len(test)) / infer_seconds, 2),
+        encoder_path="packed" if supports_packed(model) else "padded")
     y_test = cohort.label_matrix(test)
     history = pd.DataFrame(result["history"])
     write_csv(paths.table(f"finetune_history_{row}.csv"), history.drop(columns=["seconds", "tokens_per_s"]))
