@@ -16,11 +16,12 @@ def _args(*argv):
 
 
 def test_offshelf_goes_where_notebook_04_reads_it(tmp_path):
-    args = _args("--run-dir", str(tmp_path), "--profile", "ci", "--offshelf")
+    args = _args("--run-dir", str(tmp_path), "--profile", "ci", "--offshelf", "--set",
+                 "offshelf.rows=[offshelf_finetuned_cls_1024]", "offshelf.mlm_epochs=2", "offshelf.lr=3.0e-4")
     job = pretrain_cli.planned_job(args)
     assert job.name == "03_pretraining-offshelf_finetuned"
     cfg = pretrain_cli._config(args, job)
-    assert cfg.encoder == "offshelf_finetuned" and (cfg.epochs, cfg.lr) == (1, 1e-4)  # offshelf.mlm_epochs, .lr
+    assert cfg.encoder == "offshelf_finetuned" and (cfg.epochs, cfg.lr) == (2, 3e-4)  # offshelf.mlm_epochs, .lr
     assert RunPaths(tmp_path).pretrained_dir(cfg.encoder) == stages.encoder_checkpoint(tmp_path, "offshelf_finetuned")
 
 
