@@ -139,8 +139,10 @@ def coding_forward(model: BertForIcdCoding, items: list, pad_id: int, device, la
     if packed and supports_packed(model):
         input_ids, position_ids, lengths = pack_segments(items)
         return icd_forward_packed(model, input_ids.to(device), position_ids.to(device), lengths, labels)
-    pad = pad_hier_batch if getattr(model.config, "icd_head", None) == "hier" else pad_batch
+    pad = pad_hier_batch if getattr(getattr(model, "config", None), "icd_head", None) == "hier" else pad_batch
     input_ids, attention_mask = pad(items, pad_id)
+    if labels is None:  # any model called as model(input_ids, attention_mask)
+        return model(input_ids.to(device), attention_mask.to(device))
     return model(input_ids.to(device), attention_mask.to(device), labels=labels)
 
 
