@@ -78,7 +78,10 @@ def test_predict_cli_works_on_every_model_folder_of_the_run(ci_run, tmp_path):
     notes = pd.read_parquet(out / "cohort" / "notes.parquet").query("split == 'test'").head(3)
     notes[["note_id", "text"]].to_csv(tmp_path / "notes.csv", index=False)
     folders = sorted(p for p in (out / "models").iterdir() if not p.name.startswith("pretrained_"))
-    assert len(folders) == 11  # the 9 BERT rows that ran (clinical did not), mha, cnn
+    table2 = pd.read_csv(out / "tables" / "table2.csv")
+    # every trained row keeps a model folder; logistic regression and the prior/oracle rows keep none
+    expected = {m for m in table2["model"] if m not in ("prior", "oracle") and not m.startswith("logreg")}
+    assert {p.name for p in folders} == expected and len(folders) == 8  # 6 EHR BERT rows, mha, cnn
     for folder in folders:
         proc = subprocess.run([sys.executable, "-m", "bertxml_lib.predict", "--model", str(folder), "--top-k", "3",
                                "--quiet", str(tmp_path / "notes.csv")], cwd=REPO, capture_output=True, text=True,
