@@ -19,6 +19,7 @@ from bertxml_lib.data.sources import labels_icd_version, load_source
 from bertxml_lib.data.synthetic import load_truth
 from bertxml_lib.data.validation import DataError
 from bertxml_lib.evaluation import oracle, scaling
+from bertxml_lib.evaluation.predictions import load_predictions
 from bertxml_lib.evaluation.prior import prior_probs
 from bertxml_lib.evaluation.records import record_row
 from bertxml_lib.models import modeling
@@ -248,19 +249,25 @@ def run_finetuning(out_dir: str | Path, *, seed: int, encoder: str, variant: str
             "positive_rate": float(np.mean(y_test))}
 
 
-def run_baseline(out_dir: str | Path, *, model: str, seed: int, max_tokens: int, C: list, min_word_count: int,
+def run_baseline(out_dir: str | Path, *, model: str, seed: int, max_tokens: int, C: list, logreg_readings: list,
+                 min_word_count: int,
                  mha_emb_dim: int, mha_starspace_epochs: int, mha_hidden: int, mha_heads: int, mha_lrs: list,
                  mha_epochs: int, mha_batch_size: int, cnn_emb_dim: int, cnn_filters: int, cnn_kernel: int,
-                 cnn_lr: float, cnn_epochs: int, cnn_batch_size: int, device: str = "auto", threads: int = 0) -> dict:
+                 cnn_lr: float, cnn_epochs: int, cnn_batch_size: int, n_bootstrap: int, device: str = "auto",
+                 threads: int = 0) -> dict:
     """Notebook 05: one baseline row — `logreg` (paper 3.4.1), `mha` (paper 3.4.2) or `cnn` (CAML, Ji et al.).
 
-    Returns `{"row", "metrics", "history"}` (history: dev micro AUC per lr and epoch; empty for logreg)."""
+    Returns `{"row", "metrics", "history"}` (history: dev micro AUC per lr and epoch; empty for logreg);
+    logreg adds `reference`: the row against a plain whole-note TF-IDF model, paired over `n_bootstrap`
+    patient resamples (`baselines.reference_comparison`)."""
 
     seed_everything(seed)
     if model == "logreg":
         set_threads(threads)
-        record = baselines.run_logreg(out_dir, max_tokens=max_tokens, C=C, seed=seed)
-        return {"row": record["model"], "metrics": record, "history": pd.DataFrame()}
+        record = baselines.run_logreg(out_dir, max_tokens=max_tokens, C=C, seed=seed, readings=logreg_readings)
+        test_probs = load_predictions(RunPaths(out_dir).predictions_file(record["model"])).test_probs
+        reference = baselines.reference_comparison(out_dir, test_probs, seed, n_bootstrap)
+        return {"row": record["model"], "metrics": record, "history": pd.DataFrame(), "reference": reference}
     if model == "mha":
         return neural_baselines.run_mha(out_dir, max_tokens=max_tokens, min_word_count=min_word_count,
                                         emb_dim=mha_emb_dim, starspace_epochs=mha_starspace_epochs, hidden=mha_hidden,
@@ -280,8 +287,8 @@ SCALING_MODELS = ("prior", "oracle", "logreg", "xml", "cls")
 def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions: Sequence[float],
                 models: Sequence[str], max_len: int, epochs: int, batch_tokens: int, lr: float, head_lr: float,
                 warmup: float, weight_decay: float, eval_batch_size: int, max_tokens: int, C: float,
-                n_bootstrap: int, test_patients: int = 0, min_test_positives: int = 1, device: str = "auto",
-                threads: int = 0) -> dict:
+                logreg_readings: Sequence[str], n_bootstrap: int, test_patients: int = 0, min_test_positives: int = 1,
+                device: str = "auto", threads: int = 0) -> dict:
     """Notebook 08: test micro/macro AUC against the number of training patients (nested subsets of the training
     split; the cohort's label set, dev and test splits at every size), with patient-bootstrap intervals, a
     fitted curve per model and the BERT-XML / LogReg crossing.
@@ -330,8 +337,9 @@ def run_scaling(out_dir: str | Path, *, seed: int, encoder: str, train_fractions
                 probs = oracle.score(oracle.fit_lookup(train_views[keep], y), test_views)
             elif model == "logreg":
                 _, probs, info = baselines.bag_of_words_logreg(texts, y, dev["text"].tolist(), test["text"].tolist(),
-                                                               max_tokens=max_tokens, C=C, seed=seed, Y_dev=y_dev)
-                extra = {"C": info["C"]}
+                                                               max_tokens=max_tokens, C=C, seed=seed, Y_dev=y_dev,
+                                                               reading=list(logreg_readings))
+                extra = {"C": info["C"], "reading": info["reading"]}
             else:
                 net, tok = coding_model(paths.pretrained_dir(encoder), model, cohort, seed=seed, max_len=max_len)
                 result = finetune(net, tok, texts, y, dev["text"].tolist(), y_dev, cfg, progress=False,

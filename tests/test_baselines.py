@@ -24,10 +24,25 @@ def test_vocabulary_is_fit_on_train_only_and_on_the_first_max_tokens_words():
     # Train words within the first 2 words: alpha, beta, gamma ("late_word" is word 3 of note 2), and the
     # bigrams "alpha beta", "alpha gamma" (none reaches past word 2).
     _, test_probs, info = baselines.bag_of_words_logreg(train, Y, ["x"], ["zzz_only_in_test", "", "late_word"],
-                                                        max_tokens=2)
+                                                        max_tokens=2, reading="first")
     assert info["vocab_size"] == 5
     # A test-only word and a word seen only beyond max_tokens in train are not features: same as an empty note.
     assert test_probs[0, 0] == test_probs[1, 0] == test_probs[2, 0]
+
+
+def test_segments_cover_the_whole_note_and_a_note_scores_its_best_segment():
+    """paper 4.1: consecutive max_tokens-word segments, each carrying its note's labels; a note's probability
+    is the max over its segments, so evidence past word max_tokens still counts."""
+    segments, index = baselines.word_segments(["a b c d e", "", "f g"], 2)
+    assert segments == ["a b", "c d", "e", "", "f g"] and index.tolist() == [0, 0, 0, 1, 2]
+    filler = " ".join(["filler"] * 6)
+    train = [f"{filler} htn", f"{filler} asthma", f"{filler} htn", f"{filler} cough"] * 5
+    Y = np.array([[1], [0], [1], [0]] * 5)
+    test = [f"{filler} htn", f"{filler} asthma"]
+    _, seg, info = baselines.bag_of_words_logreg(train, Y, ["htn"], test, max_tokens=4, C=10.0)
+    _, cut, _ = baselines.bag_of_words_logreg(train, Y, ["htn"], test, max_tokens=4, C=10.0, reading="first")
+    assert info["n_train_segments"] == 40 and seg[0, 0] > seg[1, 0] + 0.2  # "htn" is word 7, past the cut
+    assert cut[0, 0] == cut[1, 0]  # cut to 4 words, both notes read "filler filler filler filler"
 
 
 def test_codes_without_positives_or_negatives_get_constant_probabilities():
@@ -169,3 +184,22 @@ def test_run_logreg_choice_of_C_ignores_test_labels(tmp_path):
     assert a["C"] == b["C"] and a["dev_micro_auc_by_C"] == b["dev_micro_auc_by_C"]
     np.testing.assert_array_equal(pa.test_probs, pb.test_probs)
     assert a["micro_auc"] != b["micro_auc"]  # the test labels did change
+
+
+def test_the_reading_is_chosen_on_dev_like_C():
+    """a list of readings is fit each with the C grid; the best dev micro AUC wins and every one is recorded."""
+    filler = " ".join(["filler"] * 6)
+    train = [f"{filler} htn", f"{filler} asthma", f"htn {filler}", f"cough {filler}"] * 5
+    Y = np.array([[1], [0], [1], [0]] * 5)
+    dev, Y_dev = [f"{filler} htn", f"{filler} cough"], np.array([[1], [0]])
+    _, test, info = baselines.bag_of_words_logreg(train, Y, dev, dev, max_tokens=4, C=[1.0, 10.0], Y_dev=Y_dev,
+                                                  reading=["first", "segments", "whole"])
+    by_reading = info["dev_micro_auc_by_reading"]
+    assert set(by_reading) == {"first", "segments", "whole"} and info["reading"] in ("segments", "whole")
+    assert by_reading["first"] == 0.5 and by_reading[info["reading"]] == max(by_reading.values())
+    assert test[0, 0] > test[1, 0]
+    _, whole, _ = baselines.bag_of_words_logreg(train, Y, dev, dev, C=10.0, reading="whole")
+    _, first, _ = baselines.bag_of_words_logreg(train, Y, dev, dev, max_tokens=100, C=10.0, reading="first")
+    np.testing.assert_array_equal(whole, first)  # notes shorter than max_tokens: the same bag
+    with pytest.raises(ValueError, match="reading must be one of"):
+        baselines.bag_of_words_logreg(train, Y, dev, dev, reading="sentences")

@@ -130,7 +130,9 @@ def write_toy_cohort(out) -> pd.DataFrame:
 
 BASELINE_ARGS = dict(seed=0, max_tokens=512, C=1.0, min_word_count=1, mha_emb_dim=16, mha_starspace_epochs=5,
                      mha_hidden=16, mha_heads=4, mha_lrs=[1e-2], mha_epochs=10, mha_batch_size=8, cnn_emb_dim=16,
-                     cnn_filters=8, cnn_kernel=3, cnn_lr=1e-2, cnn_epochs=10, cnn_batch_size=8, device="cpu")
+                     cnn_filters=8, cnn_kernel=3, cnn_lr=1e-2, cnn_epochs=10, cnn_batch_size=8, n_bootstrap=20,
+                     logreg_readings=["segments", "whole"],
+                     device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +157,11 @@ def test_run_baseline_writes_rows_predictions_models_and_histories(run_dir):
         history = pd.read_csv(paths.table(f"baseline_history_{row}.csv"))
         assert len(history) == 10 and "seconds" not in history  # tables hold only what the seed fixes
     assert results["logreg"]["row"] == "logreg_512" and results["logreg"]["history"].empty
+    reference = pd.read_csv(paths.table("logreg_reference.csv"))
+    assert reference.loc[0, "verdict"] in ("stronger", "weaker", "no difference")
+    assert reference.loc[0, "table2_logreg_micro_auc"] == pytest.approx(
+        json.loads(paths.metrics_file("logreg_512").read_text())["micro_auc"])
+    assert reference.loc[0, "n_resamples"] == 20 and reference.loc[0, "ci_low"] <= reference.loc[0, "ci_high"]
     with pytest.raises(ValueError, match="logreg, mha or cnn"):
         stages.run_baseline(out, model="rnn", **BASELINE_ARGS)
 

@@ -89,3 +89,16 @@ def test_row_names_and_families():
     assert meta["family"] == "offshelf" and meta["encoder"] == "offshelf_finetuned" and meta["max_len"] == 1024
     assert analysis.row_meta("clinical_cls_512")["family"] == "clinical"
     assert analysis.row_meta("cnn_512")["family"] == "cnn" and analysis.row_meta("mha_512")["family"] == "mha"
+
+
+def test_offshelf_row_is_deterministic(cohort_dir, tmp_path):
+    """the off-the-shelf row fine-tuned twice with one seed gives the same test probabilities bit for bit
+    (the end-to-end determinism check covers the rows of the ci profile; this row runs in `full`)."""
+    import shutil
+
+    probs = []
+    for name in ("first", "again"):
+        out = shutil.copytree(cohort_dir, tmp_path / name)
+        stages.run_finetuning(out, seed=0, encoder="offshelf", variant="cls", max_len=128, **FT, offshelf_layers=1)
+        probs.append(load_predictions(RunPaths(out).predictions_file("offshelf_cls_128")).test_probs)
+    assert probs[0].shape[0] > 0 and np.array_equal(probs[0], probs[1])

@@ -156,7 +156,7 @@ def test_run_scaling_on_a_hand_built_run_folder(tmp_path):
     res = stages.run_scaling(out, seed=0, encoder="tiny", train_fractions=[0.1, 0.25, 0.5, 1.0],
                              models=["prior", "oracle", "logreg"], max_len=64, epochs=1, batch_tokens=256, lr=1e-3,
                              head_lr=1e-2, warmup=0.1, weight_decay=0.01, eval_batch_size=8, max_tokens=512, C=1.0,
-                             n_bootstrap=20)
+                             logreg_readings=["segments", "whole"], n_bootstrap=20)
     table = pd.read_csv(out / "tables" / "scaling.csv")
     assert res["sizes"] == [2, 5, 10, 20] and res["skipped"] == {"oracle": "no generator ground truth (real data source)"}
     assert table["n_train_patients"].tolist() == [2, 2, 5, 5, 10, 10, 20, 20]
@@ -176,7 +176,7 @@ def test_run_scaling_on_a_hand_built_run_folder(tmp_path):
     with pytest.raises(ConfigError, match="scaling.models"):
         stages.run_scaling(out, seed=0, encoder="tiny", train_fractions=[1.0], models=["rnn"], max_len=64, epochs=1,
                            batch_tokens=256, lr=1e-3, head_lr=1e-2, warmup=0.1, weight_decay=0.01, eval_batch_size=8,
-                           max_tokens=512, C=1.0, n_bootstrap=0)
+                           max_tokens=512, C=1.0, logreg_readings=["segments"], n_bootstrap=0)
 
 
 @pytest.mark.e2e
