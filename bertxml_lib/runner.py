@@ -196,7 +196,7 @@ def unused_params(job: Job) -> set[str]:
     model = job.params.get("model")
     if not model:
         return set()
-    own = {"logreg": ("baselines_C",), "mha": ("baselines_mha_",), "cnn": ("baselines_cnn_",)}
+    own = {"logreg": ("baselines_C", "baselines_logreg_"), "mha": ("baselines_mha_",), "cnn": ("baselines_cnn_",)}
     others = [p for m, prefixes in own.items() if m != model for p in prefixes]
     return {k for k in job.params if k.startswith(tuple(others))}
 
@@ -210,7 +210,7 @@ def source_data_hash(flat: dict[str, Any]) -> str:
 def input_files(flat: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """{key: (path, hash)} of the real data files and folders a profile reads (none for the synthetic source)."""
     out = {}
-    for key in ("data.notes", "data.codes", "data.dir"):
+    for key in ("data.notes", "data.codes", "data.evidence", "data.dir"):
         value = flat.get(key) or ""
         if value and flat.get("data.source") != "synthetic" and Path(value).exists():
             out[key] = (str(Path(value).resolve()), _hash_of(str(Path(value).resolve()), *_stamp(Path(value))))

@@ -271,3 +271,15 @@ def test_paired_bootstrap_uses_the_same_resamples_for_both_rows():
     assert metrics.paired_bootstrap(y, noise, y + 0.01 * noise, patients, 50, seed=2)["verdict"] == "contradicted"
     with pytest.raises(ValueError, match="threshold-free"):
         metrics.paired_bootstrap(y, p, p, patients, 5, metric="micro_f1")
+
+
+def test_bootstrap_micro_equals_the_micro_metrics_of_bootstrap_metrics():
+    rng = np.random.default_rng(5)
+    y = (rng.random((60, 7)) < 0.3).astype(int)
+    p = np.round(rng.random((60, 7)), 2)  # ties included
+    patients = [f"p{i // 3}" for i in range(60)]
+    full = metrics.bootstrap_metrics(y, p, 0.5, patients, 40, seed=2)
+    micro = metrics.bootstrap_micro(y, p, 0.5, patients, 40, seed=2)
+    np.testing.assert_allclose(micro["micro_auc"], full["micro_auc"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(micro["micro_f1"], full["micro_f1"], rtol=0, atol=1e-12)
+    assert np.isnan(metrics.bootstrap_micro(y, p, None, patients, 5)["micro_f1"]).all()

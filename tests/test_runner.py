@@ -172,6 +172,11 @@ def test_bad_real_data_exits_2_and_data_files_enter_the_fingerprint(tmp_path):
     before = runner.source_data_hash(flat)
     codes.write_text("note_id,code\nn1,E78.5\n")
     assert runner.source_data_hash(flat) != before
+    evidence = tmp_path / "evidence.csv"
+    evidence.write_text("note_id,code,spans\nn1,E78.5,0 5\n")
+    with_evidence = runner.source_data_hash(flat | {"data.evidence": str(evidence)})
+    evidence.write_text("note_id,code,spans\nn1,E78.5,0 6\n")  # the spans enter the fingerprint, not only the path
+    assert runner.source_data_hash(flat | {"data.evidence": str(evidence)}) not in (with_evidence, before)
     assert runner.source_data_hash(flat | {"data.source": "synthetic"}) == ""
 
 

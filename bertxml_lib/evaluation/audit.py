@@ -147,8 +147,8 @@ def subgroup_table(labels: np.ndarray, probs: np.ndarray, threshold: float, grou
             for m in ("micro_f1", "micro_auc"):
                 row[f"{m}_ci_low"] = row[f"{m}_ci_high"] = np.nan
             if n_bootstrap > 0 and both:
-                samples = metrics.bootstrap_metrics(y, p, threshold, patient_ids[keep], n_bootstrap, seed)
-                ci = metrics.confidence_intervals({m: samples[m] for m in ("micro_f1", "micro_auc")})
+                samples = metrics.bootstrap_micro(y, p, threshold, patient_ids[keep], n_bootstrap, seed)
+                ci = metrics.confidence_intervals(samples)
                 row.update(ci)
             rows.append(row)
     return pd.DataFrame(rows)

@@ -6,7 +6,8 @@ Ground truth: the synthetic generator's `raw/truth.parquet` (evidence, negated a
 documented-but-uncoded conditions), or for a real source the `data.evidence` table (CodiEsp-X format,
 `loaders.load_evidence_table`). Every choice is made on train/dev: thresholds on dev predictions, the
 best row by dev micro AUC, IDF and length bins on training notes. Outputs hold no note text unless
-`show_text`.
+`show_text`. The under-coding precision counts every suspected pair; the review list a human reads holds the
+`max_notes` most confident of them (0 = all), each with its evidence spans.
 """
 from __future__ import annotations
 
@@ -218,7 +219,9 @@ def run_evidence(out_dir: str | Path, *, seed: int = 0, top_k: int = 10, precisi
     note_ids = test["note_id"].astype(str).tolist()
 
     suspects = audit.suspected_undercoding(probs, y, per_code, note_ids, cohort.codes)
-    review = _review_list(out_dir, suspects, test, rows, row, show_text, device)
+    # suspects are sorted by probability: the review list keeps the most confident pairs
+    review = _review_list(out_dir, suspects.head(max_notes) if max_notes > 0 else suspects, test, rows, row,
+                          show_text, device)
     if truth is not None and paths.truth.exists():
         documented = audit.documented_pairs(truth)
         review = review.merge(documented, on=["note_id", "code"], how="left")
