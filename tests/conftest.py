@@ -17,6 +17,15 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs two pytest-xdist workers (`--dist loadgroup`): every test that reads the shared ci run
+    goes to one worker, so the run is made once; every other test stays with the tests of its file, so a
+    module-scoped fixture (a real-source run) is made once too."""
+    for item in items:
+        group = "ci_run" if "ci_run" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def hand_notes() -> pd.DataFrame:
     """Two patients, five notes, dates chosen so the imputation rule can be checked by hand."""

@@ -204,3 +204,14 @@ def test_code_evidence_is_the_predict_evidence(tmp_path):
         assert [c["evidence"] for c in note["codes"]] == [item["spans"] for item in items]
         for item in items:
             assert item["offsets"].shape == (len(item["scores"]), 2) and (item["scores"] >= 0).all()
+
+
+def test_figures_draw_intervals_that_leave_the_point_outside(tmp_path):
+    """a percentile interval of a small skewed group can exclude its point estimate: the figure still draws."""
+    from bertxml_lib.reporting.evidence_report import subgroup_figure
+
+    table = pd.DataFrame({"grouping": ["age", "age"], "group": ["<40", "40+"], "n_notes": [5, 9],
+                          "micro_f1": [0.5, 0.6], "micro_f1_ci_low": [0.55, 0.4], "micro_f1_ci_high": [0.9, 0.7],
+                          "micro_auc": [0.7, np.nan], "micro_auc_ci_low": [0.5, np.nan], "micro_auc_ci_high": [0.65, np.nan]})
+    subgroup_figure(table, tmp_path / "subgroups.png", "logreg_512")
+    assert (tmp_path / "subgroups.png").stat().st_size > 1000

@@ -139,8 +139,7 @@ def plausibility_figure(table: pd.DataFrame, path: str | Path, top_k: int):
             part = table[table["scorer"] == scorer].set_index("model").reindex(models)
             x = np.arange(len(models)) + (s - 1) * width
             err = np.vstack([part[m] - part[f"{m}_ci_low"], part[f"{m}_ci_high"] - part[m]])
-            ax.bar(x, part[m], width, color=colors[scorer], label=scorer,
-                   yerr=np.where(np.isfinite(err), err, 0), capsize=2)
+            ax.bar(x, part[m], width, color=colors[scorer], label=scorer, yerr=_error_lengths(err), capsize=2)
         ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right", fontsize=7)
         ax.set_title(m.replace("_k", f"_{top_k}"), fontsize=9)
         ax.set_ylim(0, 1)
@@ -152,6 +151,13 @@ def plausibility_figure(table: pd.DataFrame, path: str | Path, top_k: int):
     return fig
 
 
+def _error_lengths(err: np.ndarray) -> np.ndarray:
+    """Error-bar lengths `(2, n)` from `[point - low, high - point]`: 0 where undefined, and 0 on a side where a
+    percentile interval of a small, skewed group leaves the point estimate outside it (the tables keep the
+    interval as computed)."""
+    return np.clip(np.where(np.isfinite(err), err, 0.0), 0.0, None)
+
+
 def subgroup_figure(table: pd.DataFrame, path: str | Path, row: str):
     fig = new_figure(11, 3.8)
     axes = fig.subplots(1, 2)
@@ -159,7 +165,7 @@ def subgroup_figure(table: pd.DataFrame, path: str | Path, row: str):
     y = np.arange(len(table))[::-1]
     for ax, m in zip(axes, ("micro_f1", "micro_auc")):
         err = np.vstack([table[m] - table[f"{m}_ci_low"], table[f"{m}_ci_high"] - table[m]])
-        ax.errorbar(table[m], y, xerr=np.where(np.isfinite(err), err, 0), fmt="o", capsize=3)
+        ax.errorbar(table[m], y, xerr=_error_lengths(err), fmt="o", capsize=3)
         ax.set_yticks(y, labels if m == "micro_f1" else [""] * len(y), fontsize=7)
         ax.set_title(m, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
