@@ -21,11 +21,11 @@ run: setup
 	$(BIN)/python run_all.py --profile $(PROFILE) $(ARGS)
 
 # The whole suite (what CI runs): the unit tier and the end-to-end tier (one shared ci run, the determinism
-# rerun, interrupts and the real-source fixtures) on two pytest-xdist workers, one per core: the tests that read
-# the shared ci run on one worker, every other file on either (tests/conftest.py), each worker one torch thread so
-# two workers do not oversubscribe the cores. `make test-unit` runs the unit tier only (no pipeline run).
+# rerun, interrupts and the real-source fixtures) on two pytest-xdist workers, one per core, each file on one
+# worker (its module fixtures are made once); the workers share one ci run (tests/conftest.py); each worker runs
+# one torch thread so two workers do not oversubscribe the cores. `make test-unit` runs the unit tier only.
 test: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15 tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not e2e" tests

@@ -3,27 +3,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-
-
-def pytest_collection_modifyitems(config, items):
-    """`make test` runs two pytest-xdist workers (`--dist loadgroup`): every test that reads the shared ci run
-    goes to one worker, so the run is made once; every other test stays with the tests of its file, so a
-    module-scoped fixture (a real-source run) is made once too."""
-    for item in items:
-        group = "ci_run" if "ci_run" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
@@ -69,23 +62,29 @@ def run_all(out: Path, *args: str, profile: str = "ci", timeout: int = 1800) -> 
 
 
 @pytest.fixture(scope="session")
-def ci_run(tmp_path_factory) -> tuple[Path, dict]:
+def ci_run(tmp_path_factory, worker_id) -> tuple[Path, dict]:
     """The end-to-end tier's one whole-suite run of the `ci` profile, shared by every test that reads a
-    finished run. Tests that change a run folder work on a copy (`copy_run`)."""
-    out = tmp_path_factory.mktemp("ci")
+    finished run. Tests that change a run folder work on a copy (`copy_run`).
+
+    Under pytest-xdist (`make test`: two workers, `--dist loadfile`) the workers share one run: the first to
+    ask makes it under a file lock in the session's common temp folder, the other waits and reads it."""
     finished = os.environ.get("BERTXML_TEST_CI_RUN")  # a developer's finished ci run, reused as a copy
     if finished:
-        import shutil
-
+        out = tmp_path_factory.mktemp("ci")
         shutil.copytree(finished, out, symlinks=True, dirs_exist_ok=True)
         return out, json.loads((out / "run_manifest.json").read_text())
-    return out, run_all(out)
+    if worker_id == "master":  # no xdist
+        out = tmp_path_factory.mktemp("ci")
+        return out, run_all(out)
+    out = tmp_path_factory.getbasetemp().parent / "ci_shared"
+    with FileLock(f"{out}.lock"):
+        if not (out / "run_manifest.json").exists():
+            run_all(out)
+    return out, json.loads((out / "run_manifest.json").read_text())
 
 
 def copy_run(src: Path, dst: Path) -> Path:
     """A copy of a finished run folder that a test may change (symlinks kept, so the copy stays cheap)."""
-    import shutil
-
     shutil.copytree(src, dst, symlinks=True)
     return dst
 
@@ -110,3 +109,4 @@ def assert_png_figure(path: Path, fig=None, contains: tuple[str, ...] = (), min_
         drawn = figure_texts(fig)
         missing = [c for c in contains if c not in drawn]
         assert not missing, f"{path}: {missing} not drawn; the figure shows: {drawn[:500]}"
+
