@@ -43,7 +43,8 @@ DATA_FOLDERS = ("cohort", "raw", "tokenizer", "models", "predictions", ".cache")
 def short_run_sets() -> list[str]:
     """Every notebook runs, each as little as it can: one epoch, one Table 2 row of each kind."""
     sets = ["pretrain.epochs=1", "pretrain.max_len=512", "finetune.epochs=1", "finetune.variants=[xml]",
-            "finetune.max_lens=[512]", "cohort.min_train_count=8", "analysis.n_bootstrap=20"]
+            "finetune.max_lens=[512]", "cohort.min_train_count=8", "analysis.n_bootstrap=20",
+            "evidence.n_bootstrap=20"]
     flat = config.resolve("ci")
     for key, value in (("offshelf.rows", "[]"), ("finetune.extra_heads", "[]"), ("baselines.models", "[logreg]"),
                        ("scaling.models", "[prior,logreg]")):
