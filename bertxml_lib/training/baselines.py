@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.multiclass import OneVsRestClassifier
-
-import pandas as pd
 
 from bertxml_lib.core.atomic import write_csv
 from bertxml_lib.core.paths import RunPaths
@@ -153,9 +152,6 @@ def bag_of_words_logreg(train_texts: Sequence[str], Y_train, dev_texts: Sequence
     X_train = vectorizer.fit_transform(train_texts)  # vocabulary and idf from training notes only
     X_dev, X_test = vectorizer.transform(dev_texts), vectorizer.transform(test_texts)
 
-    def notes(probs: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
-        return max_pool_segments(probs, index, n).astype(np.float32) if segment else probs
-
     Y_train = Y_train.astype(np.int64)
     positives = Y_train.sum(axis=0)
     fitted = (positives > 0) & (positives < len(train_texts))
@@ -167,8 +163,8 @@ def bag_of_words_logreg(train_texts: Sequence[str], Y_train, dev_texts: Sequence
         if fitted.any():
             model = _fit_one_vs_rest(X_train, Y_train[:, fitted], c, seed)
             dev_probs[:, fitted] = _positive_proba(model, X_dev)
-        if segment:
-            dev_probs = notes(dev_probs, dev_index, n_dev)
+        if segment:  # a note scores its best segment
+            dev_probs = max_pool_segments(dev_probs, dev_index, n_dev).astype(np.float32)
         dev_by_C[c] = _dev_micro_auc(np.asarray(Y_dev), dev_probs) if Y_dev is not None else float("nan")
         if best is None or dev_by_C[c] > dev_by_C[best[0]]:  # strict: ties keep the smaller C
             best = (c, model, dev_probs)
@@ -177,7 +173,7 @@ def bag_of_words_logreg(train_texts: Sequence[str], Y_train, dev_texts: Sequence
     if model is not None:
         test_probs[:, fitted] = _positive_proba(model, X_test)
     if segment:
-        test_probs = notes(test_probs, test_index, n_test)
+        test_probs = max_pool_segments(test_probs, test_index, n_test).astype(np.float32)
     info = {
         "vocab_size": len(vectorizer.vocabulary_),
         "n_codes": int(Y_train.shape[1]),
