@@ -247,6 +247,16 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
     return _safe_divide(np.where(defined, x, 0.0).sum(axis=1), defined.sum(axis=1).astype(np.float64), np.nan)
 
 
+def _weighted_confusion(weights: np.ndarray, y: np.ndarray, pred: np.ndarray):
+    """Weighted true positives, false positives and false negatives per code, each `(B, n_codes)`."""
+    return weights @ (y * pred), weights @ ((1 - y) * pred), weights @ (y * ~pred)
+
+
+def _micro_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    tp, fp, fn = tp.sum(1), fp.sum(1), fn.sum(1)
+    return _safe_divide(2 * tp, 2 * tp + fp + fn, 0.0)
+
+
 class WeightedScorer:
     """Every metric of `METRICS` for blocks of note weights `(B, n_notes)` (integer weights = duplicated
     notes); the sorting and top-k work is done once here, `score(weights)` is then a few products."""
@@ -283,8 +293,8 @@ class WeightedScorer:
         if self.pred is None:
             out |= dict.fromkeys(("micro_f1", "macro_f1", "macro_f1_present"), np.full(b, np.nan))
         else:
-            tp, fp, fn = weights @ (y * self.pred), weights @ ((1 - y) * self.pred), weights @ (y * ~self.pred)
-            out["micro_f1"] = _safe_divide(2 * tp.sum(1), 2 * tp.sum(1) + fp.sum(1) + fn.sum(1), 0.0)
+            tp, fp, fn = _weighted_confusion(weights, y, self.pred)
+            out["micro_f1"] = _micro_f1(tp, fp, fn)
             f1 = _safe_divide(2 * tp, 2 * tp + fp + fn, 0.0)  # (B, n_codes)
             out["macro_f1"] = f1.mean(axis=1)
             out["macro_f1_present"] = _nanmean_rows(np.where(tp + fn > 0, f1, np.nan))
@@ -346,9 +356,7 @@ def bootstrap_micro(y_true, y_prob, threshold, patient_ids, n_resamples: int = 2
         if pred is None:
             out["micro_f1"].append(np.full(len(block), np.nan))
         else:
-            tp = (block @ (y * pred)).sum(1)
-            fp, fn = (block @ ((1 - y) * pred)).sum(1), (block @ (y * ~pred)).sum(1)
-            out["micro_f1"].append(_safe_divide(2 * tp, 2 * tp + fp + fn, 0.0))
+            out["micro_f1"].append(_micro_f1(*_weighted_confusion(block, y, pred)))
     return {m: np.concatenate(v) for m, v in out.items()}
 
 
