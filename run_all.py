@@ -27,7 +27,8 @@ os.environ["JUPYTER_PATH"] = os.pathsep.join(
     p for p in (os.path.join(sys.prefix, "share", "jupyter"), os.environ.get("JUPYTER_PATH", "")) if p)
 
 from bertxml_lib import runner  # noqa: E402
-from bertxml_lib.core import config
+from bertxml_lib.core import config  # noqa: E402
+from bertxml_lib.core.warm_kernel import KernelServer  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -115,7 +116,8 @@ def _run(args: argparse.Namespace, out_dir: Path, extra_sets: tuple[str, ...] = 
     # finished one stays cached, and the next run continues from the first unfinished notebook.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        code = _execute(selected, out_dir, int(flat["run.timeout_s"]), args.force, statuses)
+        code = _execute(selected, out_dir, int(flat["run.timeout_s"]), args.force, statuses,
+                        bool(flat["run.warm_kernels"]))
     except KeyboardInterrupt:
         print("run_all.py: interrupted; finished notebooks are kept, rerun to continue", file=sys.stderr)
         code = 130
@@ -167,8 +169,23 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _execute(selected: list, out_dir: Path, timeout: int, force: bool, statuses: dict[str, dict]) -> int:
-    """Run the selected jobs in order, recording each one's status; 0 ok, 1 or 2 on a failed notebook."""
+def _execute(selected: list, out_dir: Path, timeout: int, force: bool, statuses: dict[str, dict],
+             warm: bool = True) -> int:
+    """Run the selected jobs in order, recording each one's status; 0 ok, 1 or 2 on a failed notebook.
+
+    With `warm`, kernels are forked from one server that imported the library once (`core.warm_kernel`);
+    it starts importing as soon as some job has to execute, while the runner checks the cache."""
+    todo = [job for job in selected if force or not runner.is_cached(out_dir, job)]
+    kernels = KernelServer(runner.WARM_MODULES).start() if warm and todo else None
+    try:
+        return _execute_jobs(selected, out_dir, timeout, force, statuses, kernels)
+    finally:
+        if kernels:
+            kernels.close()
+
+
+def _execute_jobs(selected: list, out_dir: Path, timeout: int, force: bool, statuses: dict[str, dict],
+                  kernels: KernelServer | None) -> int:
     for i, job in enumerate(selected, 1):
         label = f"[{i}/{len(selected)}] {job.name}"
         if not force and runner.is_cached(out_dir, job):
@@ -177,7 +194,7 @@ def _execute(selected: list, out_dir: Path, timeout: int, force: bool, statuses:
             continue
         print(f"{label}: executing ...", flush=True)
         try:
-            seconds = runner.execute(job, out_dir, timeout)
+            seconds = runner.execute(job, out_dir, timeout, kernels=kernels)
         except runner.NotebookFailed as exc:
             statuses[job.name] = {"status": "failed"}
             print(f"run_all.py: {exc}", file=sys.stderr)

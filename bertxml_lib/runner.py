@@ -27,6 +27,7 @@ from bertxml_lib.core import rows as rows_mod
 from bertxml_lib.core.atomic import atomic_path, read_json, write_json
 from bertxml_lib.core.progress import PROGRESS_LOG_ENV
 from bertxml_lib.core.provenance import data_hashes, file_hash, git_sha, package_versions
+from bertxml_lib.core.warm_kernel import KernelServer
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -440,12 +441,18 @@ class _Echo(threading.Thread):
                 return
 
 
-def execute(job: Job, out_dir: Path, timeout_s: int, echo: bool = True) -> float:
+# What every notebook imports: a warm kernel server (`core.warm_kernel`) imports these once per run.
+WARM_MODULES = ["pandas", "IPython.display", "ipykernel.kernelapp", "bertxml_lib.stages",
+                "bertxml_lib.evaluation.analysis", "bertxml_lib.reporting.attention"]
+
+
+def execute(job: Job, out_dir: Path, timeout_s: int, echo: bool = True, kernels: KernelServer | None = None) -> float:
     """Run one job with papermill into a temp file, then rename it into `notebooks/` (never half-written).
 
     The job is recorded in the cache only under the fingerprint of what it consumed: the upstream outputs on
     disk must be the ones its fingerprint names (`stale_upstream` refuses such runs before anything starts;
-    this re-check guards the record itself). Progress bars go to `logs/<job>.log` and the console."""
+    this re-check guards the record itself). Progress bars go to `logs/<job>.log` and the console. With
+    `kernels`, the notebook's kernel is forked from that server (its imports already done)."""
     import nbformat
     import papermill as pm
 
@@ -473,6 +480,7 @@ def execute(job: Job, out_dir: Path, timeout_s: int, echo: bool = True) -> float
                 pm.execute_notebook(
                     str(source), str(tmp), parameters=job.params, kernel_name="python3",
                     cwd=str(REPO), execution_timeout=timeout_s, progress_bar=False,
+                    **({"kernel_manager_class": kernels.manager_class()} if kernels else {}),
                 )
             except pm.PapermillExecutionError as exc:
                 failed = out_dir / "failed" / target.name

@@ -208,6 +208,8 @@ def test_an_interrupt_exits_130_keeps_finished_notebooks_and_the_next_run_contin
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
+    kernel = Path(f"/proc/{(hold / 'ready').read_text().strip()}/status")
+    assert not kernel.exists() or "\nState:\tZ" in kernel.read_text()  # the held kernel did not outlive the run
     assert (out / "notebooks" / "01_cohort.ipynb").exists()
     assert not (out / "notebooks" / "02_tokenizer.ipynb").exists()
     assert not list((out / "notebooks").glob(".*"))  # no temp leftovers
