@@ -168,7 +168,7 @@ def test_every_profile_key_is_used_by_a_notebook_or_the_runner():
     used = set()
     for path in BOOKS.values():
         used |= set(runner.notebook_parameters(path))
-    runner_keys = {"pretrain.encoders", "finetune.variants", "finetune.max_lens", "run.timeout_s", "offshelf.rows",
+    runner_keys = {"pretrain.encoders", "finetune.variants", "finetune.max_lens", "run.timeout_s", "run.warm_kernels", "offshelf.rows",
                    "finetune.extra_heads", "baselines.models"}
     unused = [k for k in config.resolve("quick") if config.param_name(k) not in used and k not in runner_keys]
     assert unused == []
