@@ -138,9 +138,10 @@ def _tied_data(seed=1, n=60, n_codes=9):
     return y, p
 
 
-def test_weighted_metrics_equal_sklearn_on_duplicated_notes():
-    y, p = _tied_data()
-    weights = np.random.default_rng(2).integers(0, 3, size=(3, len(y))).astype(float)
+@pytest.mark.parametrize("seed", [1, 5, 11])
+def test_weighted_metrics_equal_sklearn_on_duplicated_notes(seed):
+    y, p = _tied_data(seed)
+    weights = np.random.default_rng(seed + 1).integers(0, 3, size=(3, len(y))).astype(float)
     fast = metrics.weighted_metrics(y, p, [0.45] * 8 + [0.3], np.vstack([np.ones(len(y)), weights]))
     reference = metrics.score_all(y, p, [0.45] * 8 + [0.3])
     for name in metrics.METRICS:

@@ -185,39 +185,55 @@ def score_all(y_true, y_prob, threshold, macro_codes=None) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------
 
 class _TieGroups:
-    """(note, code) pairs sorted by code then score, cut into runs of equal (code, score).
+    """(note, code) pairs sorted by code then ascending score, cut into runs of equal (code, score), and the
+    runs that matter to AUC and AP kept as checkpoints: every run holding a positive pair, and each code's
+    last run. A negative pair counts at the first checkpoint at or after its run, so a running sum over
+    checkpoints gives, at each positive run, the negative weight at or below it; a sum over runs without a
+    positive is never needed (they carry no positive for AUC and no threshold for AP).
 
-    `pos`/`neg` `(n_notes, G)` count a note's positive/negative pairs per group, so for weights
-    `W (B, n_notes)` the weighted counts per group are `W @ pos`. `starts` index each code's first group.
+    For note weights `W (B, n_notes)`, `counts(W)` gives per checkpoint the weighted positives, negatives up
+    to it and negatives tied with its positives. Running sums are taken across codes (one `cumsum`) and each
+    code's share is recovered from the sums at its boundaries: weights are integers, so every count and sum
+    of counts is an exact float64 integer (or half-integer) and the subtraction loses nothing.
     """
 
-    def __init__(self, y_true: np.ndarray, y_prob: np.ndarray, per_code: bool, descending: bool):
+    def __init__(self, y_true: np.ndarray, y_prob: np.ndarray, per_code: bool):
         n, n_codes = y_true.shape
         notes = np.repeat(np.arange(n), n_codes)
         code = np.tile(np.arange(n_codes), n) if per_code else np.zeros(n * n_codes, dtype=np.int64)
         score = y_prob.ravel()
-        order = np.lexsort((-score if descending else score, code))
+        order = np.lexsort((score, code))
         score, code, notes, label = score[order], code[order], notes[order], y_true.ravel()[order].astype(bool)
         new = np.r_[True, (score[1:] != score[:-1]) | (code[1:] != code[:-1])]
-        group = np.cumsum(new) - 1
-        self.n_groups = int(group[-1]) + 1
-        self.pos = sparse.csc_matrix((label.astype(np.float64), (notes, group)), shape=(n, self.n_groups))
-        self.neg = sparse.csc_matrix(((~label).astype(np.float64), (notes, group)), shape=(n, self.n_groups))
-        group_code = code[new]
-        self.starts = np.flatnonzero(np.r_[True, group_code[1:] != group_code[:-1]])
-        self.codes = group_code[self.starts]  # the code of each start (codes are all present here)
-        self.sizes = np.diff(np.r_[self.starts, self.n_groups])
+        run = np.cumsum(new) - 1
+        run_code = code[new]
+        has_pos = np.zeros(len(run_code), dtype=bool)
+        has_pos[run[label]] = True
+        last = np.r_[run_code[1:] != run_code[:-1], True]
+        checkpoints = np.flatnonzero(has_pos | last)
+        at = np.searchsorted(checkpoints, run)  # each pair's checkpoint: the first at or after its run
+        n_cp = len(checkpoints)
 
-    def counts(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Weighted positive and negative counts per group, each `(B, G)`."""
-        return (self.pos.T @ weights.T).T, (self.neg.T @ weights.T).T
+        def matrix(mask: np.ndarray) -> sparse.csc_matrix:
+            return sparse.csc_matrix((np.ones(int(mask.sum())), (notes[mask], at[mask])), shape=(n, n_cp))
 
-    def cumsum(self, x: np.ndarray) -> np.ndarray:
-        """Cumulative sum over groups that restarts at every code: `(B, G)`."""
-        total = np.cumsum(x, axis=1)
-        before = np.zeros((x.shape[0], len(self.starts)))
-        before[:, 1:] = total[:, self.starts[1:] - 1]
-        return total - np.repeat(before, self.sizes, axis=1)
+        self.pos, self.neg, self.tie = matrix(label), matrix(~label), matrix(~label & has_pos[run])
+        cp_code = run_code[checkpoints]
+        self.starts = np.flatnonzero(np.r_[True, cp_code[1:] != cp_code[:-1]])
+        self.ends = np.r_[self.starts[1:], n_cp] - 1
+        self.codes = cp_code[self.starts]  # the code of each start (codes are all present here)
+        self.sizes = np.diff(np.r_[self.starts, n_cp])
+
+    def counts(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Weighted positives, negatives up to and negatives tied at each checkpoint, each `(B, n_cp)`."""
+        wt = weights.T
+        return (self.pos.T @ wt).T, (self.neg.T @ wt).T, (self.tie.T @ wt).T
+
+    def before(self, running: np.ndarray) -> np.ndarray:
+        """A running sum `(B, n_cp)` just before each code's first checkpoint: `(B, n_codes)`."""
+        out = np.zeros((running.shape[0], len(self.starts)))
+        out[:, 1:] = running[:, self.starts[1:] - 1]
+        return out
 
     def per_code(self, x: np.ndarray) -> np.ndarray:
         return np.add.reduceat(x, self.starts, axis=1)  # (B, n_codes)
@@ -227,19 +243,32 @@ def _safe_divide(a: np.ndarray, b: np.ndarray, empty: float) -> np.ndarray:
     return np.divide(a, b, out=np.full(np.broadcast(a, b).shape, empty), where=b > 0)
 
 
-def _weighted_auc(groups: _TieGroups, weights: np.ndarray) -> np.ndarray:
-    """AUC per code `(B, n_codes)`: each positive wins the negative weight below it, half of its ties."""
-    pos, neg = groups.counts(weights)
-    below = groups.cumsum(neg) - neg
-    wins = groups.per_code(pos * (below + 0.5 * neg))
-    return _safe_divide(wins, groups.per_code(pos) * groups.per_code(neg), np.nan)
+def _weighted_auc(groups: _TieGroups, pos: np.ndarray, tie: np.ndarray, running_neg: np.ndarray) -> np.ndarray:
+    """AUC per code `(B, n_codes)`: each positive wins the negative weight below it in its code and half of
+    its ties, i.e. `sum_k pos_k (running_neg_k - tie_k / 2)` less the code's positives times the negatives
+    of the codes before it."""
+    n_pos, before = groups.per_code(pos), groups.before(running_neg)
+    wins = groups.per_code(pos * (running_neg - 0.5 * tie)) - n_pos * before
+    n_neg = running_neg[:, groups.ends] - before
+    return _safe_divide(wins, n_pos * n_neg, np.nan)
 
 
-def _weighted_ap(groups: _TieGroups, weights: np.ndarray) -> np.ndarray:
-    """Average precision per code `(B, n_codes)`: sum over score groups of recall gain x precision (sklearn)."""
-    pos, neg = groups.counts(weights)
-    precision = _safe_divide(groups.cumsum(pos), groups.cumsum(pos + neg), 0.0)
+def _weighted_ap(groups: _TieGroups, pos: np.ndarray, tie: np.ndarray, running_neg: np.ndarray) -> np.ndarray:
+    """Average precision per code `(B, n_codes)` (sklearn's: over thresholds from high to low, recall gain x
+    precision). At a positive run of code c, the pairs scored at least as high are those from it to the
+    code's last run: the running sums at the code's end less those before the run."""
+    running_pos = np.cumsum(pos, axis=1)
+    running_all = running_pos + running_neg
+    end_pos = np.repeat(running_pos[:, groups.ends], groups.sizes, axis=1)
+    end_all = np.repeat(running_all[:, groups.ends], groups.sizes, axis=1)
+    precision = _safe_divide(end_pos - running_pos + pos, end_all - running_all + pos + tie, 0.0)
     return _safe_divide(groups.per_code(pos * precision), groups.per_code(pos), np.nan)
+
+
+def _micro_auc(groups: _TieGroups, weights: np.ndarray) -> np.ndarray:
+    """Micro AUC `(B,)`: one AUC over every (note, code) pair (`groups` built with `per_code=False`)."""
+    pos, neg, tie = groups.counts(weights)
+    return _weighted_auc(groups, pos, tie, np.cumsum(neg, axis=1))[:, 0]
 
 
 def _nanmean_rows(x: np.ndarray) -> np.ndarray:
@@ -265,9 +294,8 @@ class WeightedScorer:
         y_true, y_prob = _check(y_true, y_prob)
         self.y = y_true.astype(np.float64)  # (n_notes, n_codes)
         self.macro = _macro_mask(macro_codes, y_true.shape[1])
-        self.micro = _TieGroups(y_true, y_prob, per_code=False, descending=False)
-        self.by_code = _TieGroups(y_true, y_prob, per_code=True, descending=False)
-        self.by_code_desc = _TieGroups(y_true, y_prob, per_code=True, descending=True)
+        self.micro = _TieGroups(y_true, y_prob, per_code=False)
+        self.by_code = _TieGroups(y_true, y_prob, per_code=True)
         self.pred = None if threshold is None else decide(y_prob, threshold)
         n_true = self.y.sum(axis=1)
         self.has_label = n_true > 0
@@ -287,8 +315,10 @@ class WeightedScorer:
         if weights.shape[1] != self.y.shape[0]:
             raise ValueError(f"weights must be (B, n_notes={self.y.shape[0]}), got {weights.shape}")
         y, b = self.y, len(weights)
-        code_auc = self._per_code(self.by_code, _weighted_auc(self.by_code, weights))  # (B, n_codes)
-        out = {"micro_auc": _weighted_auc(self.micro, weights)[:, 0],
+        pos, neg, tie = self.by_code.counts(weights)
+        running_neg = np.cumsum(neg, axis=1)
+        code_auc = self._per_code(self.by_code, _weighted_auc(self.by_code, pos, tie, running_neg))  # (B, n_codes)
+        out = {"micro_auc": _micro_auc(self.micro, weights),
                "macro_auc": _nanmean_rows(code_auc[:, self.macro]) if self.macro.any() else np.full(b, np.nan)}
         if self.pred is None:
             out |= dict.fromkeys(("micro_f1", "macro_f1", "macro_f1_present"), np.full(b, np.nan))
@@ -303,7 +333,7 @@ class WeightedScorer:
         labelled = weights[:, self.has_label]
         for k, per_note in self.recall.items():
             out[f"r_at_{k}"] = _safe_divide(labelled @ per_note[self.has_label], labelled.sum(axis=1), np.nan)
-        out["map"] = _nanmean_rows(self._per_code(self.by_code_desc, _weighted_ap(self.by_code_desc, weights)))
+        out["map"] = _nanmean_rows(self._per_code(self.by_code, _weighted_ap(self.by_code, pos, tie, running_neg)))
         return {m: out[m] for m in METRICS} | ({"per_code_auc": code_auc} if per_code else {})
 
 
@@ -346,13 +376,13 @@ def bootstrap_micro(y_true, y_prob, threshold, patient_ids, n_resamples: int = 2
     if len(patient_ids) != y_true.shape[0]:
         raise ValueError(f"got {len(patient_ids)} patient ids for {y_true.shape[0]} notes")
     weights = patient_resample_weights(patient_ids, n_resamples, seed)
-    micro = _TieGroups(y_true, y_prob, per_code=False, descending=False)
+    micro = _TieGroups(y_true, y_prob, per_code=False)
     y = y_true.astype(np.float64)
     pred = None if threshold is None else decide(y_prob, threshold)
     out = {"micro_auc": [], "micro_f1": []}
     n_blocks = -(-n_resamples * y_true.size // _BLOCK_ENTRIES)
     for block in np.array_split(weights, max(n_blocks, 1)):
-        out["micro_auc"].append(_weighted_auc(micro, block)[:, 0])
+        out["micro_auc"].append(_micro_auc(micro, block))
         if pred is None:
             out["micro_f1"].append(np.full(len(block), np.nan))
         else:
