@@ -211,10 +211,10 @@ def _become_kernel(request: dict, console: int, started: int) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        os.environ["JPY_PARENT_PID"] = str(os.getppid())  # ipykernel exits if the server goes away
         from ipykernel import kernelapp
 
-        sys.argv = ["ipykernel_launcher", *request["argv"]]
+        # ipykernel exits if the server goes away (what `JPY_PARENT_PID` does at its import)
+        sys.argv = ["ipykernel_launcher", *request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
         kernelapp.launch_new_instance()
         code = 0
     except SystemExit as exc:
