@@ -441,9 +441,10 @@ class _Echo(threading.Thread):
                 return
 
 
-# What every notebook imports: a warm kernel server (`core.warm_kernel`) imports these once per run.
+# What notebooks import: a warm kernel server (`core.warm_kernel`) imports these once per run. The ICD-10-CM
+# package parses its code tables at import (~4 s), which every notebook that prints a description pays.
 WARM_MODULES = ["pandas", "IPython.display", "ipykernel.kernelapp", "bertxml_lib.stages",
-                "bertxml_lib.evaluation.analysis", "bertxml_lib.reporting.attention"]
+                "bertxml_lib.evaluation.analysis", "bertxml_lib.reporting.attention", "simple_icd_10_cm"]
 
 
 def execute(job: Job, out_dir: Path, timeout_s: int, echo: bool = True, kernels: KernelServer | None = None) -> float:
