@@ -61,7 +61,7 @@ def test_icd_heads_match_padded_hf(head):
     ref_grads = _grads(model)
     got = icd_forward_packed(model, *pack_segments(_segments()), labels=labels)
     got.loss.backward()
-    assert float(got.loss) == pytest.approx(float(ref.loss), rel=1e-6)
+    assert got.loss.item() == pytest.approx(ref.loss.item(), rel=1e-6)
     assert torch.allclose(got.logits, ref.logits, atol=1e-6)
     assert float((_grads(model) - ref_grads).norm() / ref_grads.norm()) < 1e-5
 
@@ -80,7 +80,7 @@ def test_masked_lm_matches_padded_hf():
     ref_grads = _grads(model)
     got = PackedMaskedLMLoss(model)(*pack_segments(_segments()), torch.cat(labels))
     got.backward()
-    assert float(got) == pytest.approx(float(ref), rel=1e-6)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-6)
     assert float((_grads(model) - ref_grads).norm() / ref_grads.norm()) < 1e-5
 
 
