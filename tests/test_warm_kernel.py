@@ -67,7 +67,11 @@ def test_a_failing_cell_fails_the_notebook_and_the_server_keeps_serving(tmp_path
     assert not server.state.exists()  # the server's bookkeeping folder is removed on close
 
 
-def test_a_server_that_cannot_import_says_so(tmp_path):
+def test_a_server_that_cannot_import_says_so_and_notebooks_get_a_fresh_kernel(tmp_path, capfd):
     with KernelServer(["no_such_module_anywhere"]) as server:
         with pytest.raises(RuntimeError, match="stopped while importing"):
             server.ready()
+    with KernelServer(["no_such_module_anywhere"]) as server:
+        seen = _run(tmp_path, "fallback", server.manager_class())
+    assert not seen["torch_loaded_before"] and seen["draws"] == _run(tmp_path, "fresh")["draws"]
+    assert "launching a fresh kernel" in capfd.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,6 +78,7 @@ class KernelServer:
         self.modules = list(modules)
         self.state = Path(tempfile.mkdtemp(prefix="bertxml-kernels-"))
         self._proc: subprocess.Popen | None = None
+        self._ready = False
 
     def start(self) -> "KernelServer":
         console = os.dup(1)  # the kernels' stdout: this process's, not the request pipe
@@ -98,7 +100,7 @@ class KernelServer:
         self._ready = True
 
     def fork(self, argv: list[str], env: dict[str, str], cwd: str) -> ForkedKernel:
-        if not getattr(self, "_ready", False):
+        if not self._ready:
             self.ready()
         self._proc.stdin.write(json.dumps({"argv": argv, "env": env, "cwd": cwd}) + "\n")
         self._proc.stdin.flush()
@@ -116,9 +118,7 @@ class KernelServer:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
-        for p in self.state.glob("*.exit"):
-            p.unlink()
-        self.state.rmdir()
+        shutil.rmtree(self.state, ignore_errors=True)
 
     def __enter__(self) -> "KernelServer":
         return self.start()
@@ -153,7 +153,11 @@ class WarmProvisioner(LocalProvisioner):
             return await super().launch_kernel(cmd, **kwargs)
         env = kwargs.get("env") or dict(os.environ)
         cwd = str(kwargs.get("cwd") or Path.cwd())
-        self.process = self.kernel_server.fork(cmd[3:], dict(env), cwd)
+        try:
+            self.process = self.kernel_server.fork(cmd[3:], dict(env), cwd)
+        except (OSError, RuntimeError) as exc:  # a server that failed costs time, never the notebook
+            print(f"warm kernel unavailable ({exc}); launching a fresh kernel", file=sys.stderr, flush=True)
+            return await super().launch_kernel(cmd, **kwargs)
         self.pid = self.pgid = self.process.pid  # the kernel leads its own session, like a launched one
         self.cwd = cwd
         return self.connection_info
@@ -222,7 +226,8 @@ def _become_kernel(request: dict, console: int, started: int) -> None:
     except BaseException:
         traceback.print_exc()
     finally:
-        sys.stdout.flush() if sys.stdout else None
+        if sys.stdout:
+            sys.stdout.flush()
         os._exit(code)
 
 
