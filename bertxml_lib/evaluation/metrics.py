@@ -17,8 +17,9 @@ Definitions (test split, `y_true, y_prob (n_notes, n_codes)`):
 
 Point estimates use scikit-learn. Bootstrap CIs resample patients with replacement (notes of one
 patient move together) and recompute every metric on each resample; a resample is a vector of
-integer note weights, and `weighted_metrics` evaluates all resamples at once with sorted tie groups
-and sparse products (tested equal to sklearn with `sample_weight`).
+integer note weights, and `weighted_metrics` evaluates all resamples at once with sparse products over
+the sorted runs of equal score that hold a positive (tested equal to sklearn with `sample_weight` and on
+duplicated notes).
 
 Comparisons of two rows are paired: both rows are scored on the same resamples (same patient ids and
 seed give the same note weights), the difference a - b is taken per resample, and its percentile
