@@ -170,13 +170,13 @@ def _raise_interrupt(signum, frame):
 
 
 def _execute(selected: list, out_dir: Path, timeout: int, force: bool, statuses: dict[str, dict],
-             warm: bool = True) -> int:
+             warm: bool) -> int:
     """Run the selected jobs in order, recording each one's status; 0 ok, 1 or 2 on a failed notebook.
 
-    With `warm`, kernels are forked from one server that imported the library once (`core.warm_kernel`);
-    it starts importing as soon as some job has to execute, while the runner checks the cache."""
-    todo = [job for job in selected if force or not runner.is_cached(out_dir, job)]
-    kernels = KernelServer(runner.WARM_MODULES).start() if warm and todo else None
+    With `warm`, kernels are forked from one server that imported the library once (`core.warm_kernel`),
+    started only when some selected job is not cached; it imports while the cached jobs are reported."""
+    executes = force or any(not runner.is_cached(out_dir, job) for job in selected)
+    kernels = KernelServer(runner.WARM_MODULES).start() if warm and executes else None
     try:
         return _execute_jobs(selected, out_dir, timeout, force, statuses, kernels)
     finally:

@@ -83,6 +83,12 @@ def ci_run(tmp_path_factory, worker_id) -> tuple[Path, dict]:
     return out, json.loads((out / "run_manifest.json").read_text())
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, exited but not yet reaped, counts as gone)."""
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\nState:\tZ" not in status.read_text()
+
+
 def copy_run(src: Path, dst: Path) -> Path:
     """A copy of a finished run folder that a test may change (symlinks kept, so the copy stays cheap)."""
     shutil.copytree(src, dst, symlinks=True)

@@ -1,12 +1,14 @@
 """Kernels forked from a warm server (`core.warm_kernel`) behave like kernels jupyter_client launches."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import nbformat
 import papermill as pm
 import pytest
+from conftest import process_alive
 
 from bertxml_lib.core.warm_kernel import KernelServer
 
@@ -23,8 +25,6 @@ CELLS = [
 
 
 def _run(tmp_path: Path, name: str, manager=None, cells=CELLS) -> dict:
-    import json
-
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     source, target = tmp_path / f"{name}-in.ipynb", tmp_path / f"{name}.ipynb"
     nbformat.write(nb, str(source))
@@ -33,11 +33,6 @@ def _run(tmp_path: Path, name: str, manager=None, cells=CELLS) -> dict:
                         **extra)
     out = nbformat.read(str(target), as_version=4)
     return json.loads(out.cells[-1].outputs[0]["text"])
-
-
-def _alive(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/status")
-    return status.exists() and "\nState:\tZ" not in status.read_text()
 
 
 def test_a_forked_kernel_sees_what_a_launched_one_sees(tmp_path, monkeypatch):
@@ -54,7 +49,7 @@ def test_a_forked_kernel_sees_what_a_launched_one_sees(tmp_path, monkeypatch):
         assert warm["env"] == "set-for-this-kernel" == fresh["env"]  # the environment at launch, not the server's
         assert warm["threads"] == fresh["threads"]
         assert warm["draws"] == fresh["draws"] and warm["matmul"] == fresh["matmul"] == 300.0 * 300 * 300
-        assert not _alive(warm["pid"])  # shut down with its notebook
+        assert not process_alive(warm["pid"])  # shut down with its notebook
 
 
 def test_a_failing_cell_fails_the_notebook_and_the_server_keeps_serving(tmp_path):

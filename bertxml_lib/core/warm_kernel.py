@@ -80,7 +80,7 @@ class KernelServer:
         self._proc: subprocess.Popen | None = None
         self._ready = False
 
-    def start(self) -> "KernelServer":
+    def start(self) -> KernelServer:
         console = os.dup(1)  # the kernels' stdout: this process's, not the request pipe
         try:
             self._proc = subprocess.Popen(
@@ -120,7 +120,7 @@ class KernelServer:
             self._proc = None
         shutil.rmtree(self.state, ignore_errors=True)
 
-    def __enter__(self) -> "KernelServer":
+    def __enter__(self) -> KernelServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
