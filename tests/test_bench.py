@@ -24,12 +24,12 @@ def test_pretrain_json_schema_and_parity(pretrain_result):
     assert base["speedup"] == 1.0 and base["real_tokens_per_s"] > 0 and 0 < base["pad_fraction"] < 1
     names = [row["name"] for row in r["rungs"]]
     assert names == ["1_sdpa_attention", "2_length_bucketing", "3_sparse_mlm_head", "4_unpadded_packed",
-                     "5_cuda_bf16_fused_compile"]
+                     "5_cpu_dropout_attention", "6_cuda_bf16_fused_compile"]
     for row in r["rungs"]:
         assert {"name", "real_tokens_per_s", "speedup", "parity"} <= set(row)
     measured = [row for row in r["rungs"] if "skipped" not in row]
-    assert [row["name"] for row in measured] == names[:4]  # CPU: the CUDA rung says why it was skipped
-    assert "CUDA" in r["rungs"][4]["skipped"] and r["rungs"][4]["speedup"] is None
+    assert [row["name"] for row in measured] == names[:5]  # CPU: the CUDA rung says why it was skipped
+    assert "CUDA" in r["rungs"][5]["skipped"] and r["rungs"][5]["speedup"] is None
     assert r["design"]["rounds"] == 2 and len(r["matmul_peak_per_round"]) == 2
     for row in measured:
         p = row["parity"]
@@ -41,7 +41,7 @@ def test_pretrain_json_schema_and_parity(pretrain_result):
         assert row["step_time_p90_s"] >= row["step_time_p50_s"] > 0 and row["peak_memory_bytes"] > 0
         assert 0 < row["share_of_matmul_peak"] and row["achieved_flops_per_s"] > 0
     # Padding to 1,024 vs length buckets vs packing: the same segments, fewer and then no padded positions.
-    assert 0 == measured[3]["pad_fraction"] < measured[1]["pad_fraction"] < measured[0]["pad_fraction"]
+    assert 0 == measured[4]["pad_fraction"] == measured[3]["pad_fraction"] < measured[1]["pad_fraction"] < measured[0]["pad_fraction"]
     assert measured[0]["pad_fraction"] == pytest.approx(base["pad_fraction"])
 
 

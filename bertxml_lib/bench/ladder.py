@@ -1,5 +1,5 @@
 """The benchmark ladder — the paper's padded HF setup vs SDPA, length bucketing, sparse MLM head, unpadded
-packed segments, CUDA extras.
+packed segments, the CPU attention-dropout kernel, CUDA extras.
 
     python -m bertxml_lib.bench {pretrain,finetune,inference} [--quick] [--json FILE] [--encoder NAME]
     python -m bertxml_lib.bench noise FILE.json ... --json FILE      (`bench.noise`: runs agree?)
@@ -16,6 +16,7 @@ on one fixed batch (dropout off) against the baseline's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -33,6 +34,7 @@ from bertxml_lib.bench.noise import main as noise_main
 from bertxml_lib.core.atomic import write_json
 from bertxml_lib.core.runtime import autocast, seed_everything
 from bertxml_lib.data.synthetic import generate_synthetic
+from bertxml_lib.models.dropout_attention import sdpa_only
 from bertxml_lib.models.encoders import ENCODERS, make_bert_config
 from bertxml_lib.models.modeling import BertForIcdCoding
 from bertxml_lib.models.packed import PackedMaskedLMLoss, icd_forward_packed
@@ -54,6 +56,7 @@ class Rung:
     bucketed: bool = True
     sparse_head: bool = False
     packed: bool = False          # segments concatenated, no padded position computed (`models.packed`)
+    dropout_kernel: bool = False  # training attention dropout through `models.dropout_attention` (else SDPA)
     cuda_extras: bool = False     # bf16 autocast, fused AdamW, torch.compile (bucketed shapes)
     note: str = ""
 
@@ -67,7 +70,12 @@ def ladder(task: str) -> list[Rung]:
     rungs.append(Rung("4_unpadded_packed", sparse_head=pretrain, packed=True,
                       note="the bucketed batches' segments packed into one row, attention kept within each "
                            "segment (variable-length SDPA), fused QKV: no padded position computed"))
-    rungs.append(Rung("5_cuda_bf16_fused_compile", sparse_head=pretrain, cuda_extras=True,
+    if task != "inference":
+        rungs.append(Rung("5_cpu_dropout_attention", sparse_head=pretrain, packed=True, dropout_kernel=True,
+                          note="attention dropout (0.1) in our own CPU kernel instead of SDPA's math fallback "
+                               "(parity at dropout 0.1 against SDPA's formula with the same mask: "
+                               "tests/test_dropout_attention.py)"))
+    rungs.append(Rung("6_cuda_bf16_fused_compile", sparse_head=pretrain, cuda_extras=True,
                       note="bf16 autocast, fused AdamW, torch.compile over shapes padded to a multiple of 64"))
     return rungs
 
@@ -235,6 +243,10 @@ def contender(task: str, name: str, model, work: Workload, rung: Rung | None, en
     sparse = bool(rung and rung.sparse_head)
 
     def step(idx: np.ndarray) -> dict:
+        with contextlib.nullcontext() if rung is not None and rung.dropout_kernel else sdpa_only():
+            return _step(idx)
+
+    def _step(idx: np.ndarray) -> dict:
         if rung is not None and rung.packed:
             batch = make_packed_batch(work, idx, task, device)
             seq_lens = batch["lengths"].tolist()
@@ -301,6 +313,10 @@ def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_note
             rows.append(row | {"skipped": "needs CUDA (bf16 autocast is CUDA-only here; fused AdamW and "
                                           "torch.compile target GPU kernels)", "speedup": None,
                                "real_tokens_per_s": None, "parity": None})
+            continue
+        if rung.dropout_kernel and dev.type != "cpu":
+            rows.append(row | {"skipped": "CPU only: CUDA's fused SDPA kernels take the dropout themselves",
+                               "speedup": None, "real_tokens_per_s": None, "parity": None})
             continue
         model = copy.deepcopy(base_model)
         model.set_attn_implementation(rung.attention)

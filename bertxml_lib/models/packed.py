@@ -1,8 +1,9 @@
 """Notebooks 03/04: the HF BERT encoder run on packed segments, no padded position computed (paper 4.1 inputs).
 
 A batch's segments are concatenated into one row of T tokens (`segments.pack_segments`): positions restart
-in every segment and attention keeps segments apart (variable-length attention: one SDPA call per run of
-equal-length segments, never across two segments), so the result equals the padded HF forward
+in every segment and attention keeps segments apart (variable-length attention: one attention call per run of
+equal-length segments, never across two segments; SDPA, or `dropout_attention` when training on CPU with
+attention dropout), so the result equals the padded HF forward
 (`BertModel` with an attention mask) up to float summation order, while the embeddings, Q/K/V, attention
 output and feed-forward matmuls see only real tokens. The weights are the HF modules' own (`model.bert`,
 `model.head`, `mlm.cls`): nothing is copied, so training through this path trains the HF model, and
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import BertForMaskedLM, BertModel
 
+from bertxml_lib.models.dropout_attention import attention
 from bertxml_lib.models.modeling import BertForIcdCoding, ClsHead, IcdCodingOutput, LanHead, XmlHead
 from bertxml_lib.text.segments import pack_segments, pad_batch, pad_hier_batch
 
@@ -49,7 +51,7 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, runs: li
         block = slice(start, start + n * length)
         # (T, H, dh) rows of the run -> (n, H, length, dh): a view, no copy.
         qs, ks, vs = (t[block].view(n, length, heads, head_dim).transpose(1, 2) for t in (q, k, v))
-        o = F.scaled_dot_product_attention(qs, ks, vs, dropout_p=dropout)  # (n, H, length, dh)
+        o = attention(qs, ks, vs, dropout)  # (n, H, length, dh)
         out.append(o.transpose(1, 2).reshape(n * length, heads * head_dim))
     return out[0] if len(out) == 1 else torch.cat(out)
 
