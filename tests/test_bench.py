@@ -31,6 +31,8 @@ def test_pretrain_json_schema_and_parity(pretrain_result):
     assert [row["name"] for row in measured] == names[:5]  # CPU: the CUDA rung says why it was skipped
     assert "CUDA" in r["rungs"][5]["skipped"] and r["rungs"][5]["speedup"] is None
     assert r["design"]["rounds"] == 2 and len(r["matmul_peak_per_round"]) == 2
+    # Threads are chosen before every round (every contender of a round runs with the same number).
+    assert [t["n"] in (1, r["machine"]["cpu_count"]) for t in r["threads"]["per_round"]] == [True, True]
     for row in measured:
         p = row["parity"]
         assert p["ok"] and p["loss_rel_diff"] <= p["tolerance"]["loss_rel"] and p["grad_rel_l2"] <= 1e-3

@@ -21,6 +21,7 @@ import copy
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -270,15 +271,36 @@ def contender(task: str, name: str, model, work: Workload, rung: Rung | None, en
     return rounds.Contender(name, plan, step, padded)
 
 
+def other_runnable(wait_s: float = 0.3, samples: int = 15) -> float | None:
+    """Mean number of runnable threads besides this one, sampled now from /proc/loadavg (Linux; else None).
+    Waits `wait_s` first so this process's OpenMP workers stop spinning and are not counted."""
+    try:
+        time.sleep(wait_s)
+        counts = []
+        for _ in range(samples):
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+            time.sleep(0.02)
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, float(np.mean(counts)) - 1)  # the reader itself is running
+
+
 def threads_for_load() -> tuple[int, str]:
-    """Intra-op threads for a run: every core on a quiet machine, 1 when the 1-minute load average already fills
-    the cores. Two OpenMP threads of a process that gets less than the machine make every parallel region wait
+    """Intra-op threads for the next round: every core when nothing else runs, 1 when other threads want the
+    cores. Two OpenMP threads of a process that gets less than the machine make every parallel region wait
     for the other thread to be scheduled: on this 2-core machine at load ~20 that slowed a packed training step
-    13x (29.7 s vs 2.2 s with 1 thread) and a padded one 1.5x, so the ratio would measure the scheduler."""
-    cores, load = os.cpu_count() or 1, os.getloadavg()[0]
-    if load >= cores:
-        return 1, f"1-minute load average {load:.1f} >= {cores} cores"
-    return cores, f"1-minute load average {load:.1f} < {cores} cores"
+    13x (29.7 s vs 2.2 s with 1 thread) and a padded one 1.5x, so the ratio would measure the scheduler.
+    The run queue is sampled before every round, as the 1-minute load average lags a neighbour by a minute."""
+    cores = os.cpu_count() or 1
+    others = other_runnable()
+    if others is None:  # no /proc/loadavg: the 1-minute load average
+        load = os.getloadavg()[0]
+        return (1, f"1-minute load average {load:.1f} >= {cores} cores") if load >= cores else \
+            (cores, f"1-minute load average {load:.1f} < {cores} cores")
+    if others >= 0.5:
+        return 1, f"{others:.1f} other runnable threads on {cores} cores"
+    return cores, f"{others:.1f} other runnable threads on {cores} cores"
 
 
 def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_notes: int | None = None,
@@ -295,6 +317,7 @@ def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_note
     n_rounds = n_rounds or (7 if quick else 15)
     padded_batches = padded_batches or (2 if quick else 4)
     log = print if progress else (lambda *a, **k: None)
+    fixed_threads = threads
     threads, threads_why = (threads, "--threads") if threads else threads_for_load()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -326,7 +349,8 @@ def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_note
     n_rounds = min(n_rounds, *(len(c.plan) for c in contenders if not c.padded))
     for c in contenders:
         rounds.assign_rounds(c, n_rounds, padded_batches, lengths)
-    peaks = rounds.interleave(contenders, n_rounds, dev, log)
+    pick = None if fixed_threads or dev.type != "cpu" else threads_for_load
+    peaks, round_threads = rounds.interleave(contenders, n_rounds, dev, log, pick)
     torch.set_num_threads(threads_before)
     notes_per_token = work.n_notes / float(lengths.sum())
     key = "notes_per_s" if task == "inference" else "real_tokens_per_s"
@@ -343,7 +367,7 @@ def run_bench(task: str, quick: bool = False, encoder: str | None = None, n_note
     return {"task": task, "machine": rounds.machine(dev), "speedup_metric": key, "encoder": encoder,
             "model_config": ENCODERS[encoder] | {"vocab_size": len(work.tokenizer)}, "max_len": MAX_LEN,
             "n_notes": work.n_notes, "n_segments": len(work.segments), "batch": f"{batch_size} x {MAX_LEN} tokens",
-            "threads": {"n": threads, "why": threads_why},
+            "threads": {"n": threads, "why": threads_why, "per_round": round_threads or None},
             "design": {"rounds": n_rounds, "padded_batches_per_round": padded_batches,
                        "speedup": "median over rounds of rung / baseline throughput in the same round",
                        "order": "baseline, rung 1, rung 2, ... in even rounds, reversed in odd rounds"},
@@ -369,7 +393,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, help="baseline segments per batch (bucketed budget = this x 1024)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 7 with --quick, else 15)")
     p.add_argument("--padded-batches", type=int, help="batches per round of a rung padded to 1024 (default 2 / 4)")
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: all cores, 1 on a loaded machine)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: chosen before every round: all cores, 1 while other "
+                   "threads want the cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)

@@ -152,18 +152,26 @@ def peak_bytes(device) -> int:
     return int(line.split()[1]) * 1024
 
 
-def interleave(contenders: list[Contender], n_rounds: int, device, log=print) -> list[float]:
-    """Run every contender's round r, for r = 0..n_rounds-1, alternating the order; returns the per-round peaks."""
-    peaks = []
+def interleave(contenders: list[Contender], n_rounds: int, device, log=print,
+               pick_threads: Callable[[], tuple[int, str]] | None = None) -> tuple[list[float], list[dict]]:
+    """Run every contender's round r, for r = 0..n_rounds-1, alternating the order; returns the per-round matmul
+    peaks and threads. `pick_threads` (CPU) sets the intra-op threads before each round, so every contender of
+    a round runs with the same number and a neighbour that arrives mid-run changes the next round's choice."""
+    peaks, threads = [], []
     for r in range(n_rounds):
+        if pick_threads is not None:
+            n, why = pick_threads()
+            torch.set_num_threads(n)
+            threads.append({"n": n, "why": why})
         peaks.append(matmul_peak(device))
         order = contenders if r % 2 == 0 else contenders[::-1]
         t = time.perf_counter()
         for c in order:
             run_round(c, r, device)
         log(f"  round {r + 1}/{n_rounds}: {time.perf_counter() - t:.1f} s, load {os.getloadavg()[0]:.1f}, "
+            f"{torch.get_num_threads()} thread(s), "
             + ", ".join(f"{c.name.split('_')[0]} {c.rounds[-1]['seconds']:.2f}s" for c in contenders))
-    return peaks
+    return peaks, threads
 
 
 def machine(device) -> dict:
