@@ -36,7 +36,10 @@ def agreement(results: list[dict], bound: float = 0.15) -> dict:
             out[task][name] = {"speedups": speedups, "mean": mean, "max_dev": dev, "within": dev <= bound,
                                "runs": len(speedups)}
         out[task]["_runs"] = [{"date": run["machine"]["date"], "load_average_1m": run["machine"]["load_average_1m"],
-                               "rounds": run.get("design", {}).get("rounds")} for run in runs]
+                               "rounds": run.get("design", {}).get("rounds"),
+                               "threads": run.get("threads", {}).get("n"),
+                               "threads_per_round": [t["n"] for t in run.get("threads", {}).get("per_round") or []]}
+                              for run in runs]
     return out
 
 
@@ -53,6 +56,11 @@ def markdown(report: dict, bound: float) -> str:
     loads = {task: ", ".join(f"{x['load_average_1m']:.1f}" for x in rungs["_runs"]) for task, rungs in report.items()}
     lines.append("")
     lines.append("1-minute load average at the end of each run: " + "; ".join(f"{t} {v}" for t, v in loads.items()))
+    threads = {task: " | ".join("".join(map(str, x["threads_per_round"])) or f"{x['threads']} (whole run)"
+                                for x in rungs["_runs"])
+               for task, rungs in report.items()}
+    lines.append("")
+    lines.append("Intra-op threads of each round, per run: " + "; ".join(f"{t} {v}" for t, v in threads.items()))
     return "\n".join(lines) + "\n"
 
 
