@@ -5,7 +5,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from bertxml_lib.models.dropout_attention import DropoutAttention, attention, drop_mask, drop_rate, keep_scale, sdpa_only
+from bertxml_lib.models.dropout_attention import (
+    DropoutAttention,
+    attention,
+    drop_mask,
+    drop_rate,
+    keep_scale,
+    sdpa_only,
+)
 
 
 def _qkv(shape=(2, 3, 40, 16), dtype=torch.float32, seed=0):

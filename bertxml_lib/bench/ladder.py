@@ -393,8 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, help="baseline segments per batch (bucketed budget = this x 1024)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 7 with --quick, else 15)")
     p.add_argument("--padded-batches", type=int, help="batches per round of a rung padded to 1024 (default 2 / 4)")
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: chosen before every round: all cores, 1 while other "
-                   "threads want the cores)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="intra-op threads (default: chosen before every round: all cores, 1 while other threads "
+                        "want the cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
